@@ -1,0 +1,67 @@
+"""`compute_score`: the veRL-signature entry point that every adapter (CLI, TRL, veRL, server) calls."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Mapping
+
+from mdrl.domains.base import DataError
+from mdrl.domains.registry import domain_for_source
+from mdrl.verify.extract import as_text, assistant_turn
+from mdrl.verify.result import Verdict
+from mdrl.verify.shaping import RewardConfig, shape
+
+log = logging.getLogger(__name__)
+
+RewardSpec = "RewardConfig | Mapping[str, Any] | None"
+
+
+def parse_json_field(value: Any, what: str) -> Any:
+    """Ground truths arrive as JSON strings or as objects (parquet structs, numpy arrays): accept both."""
+    if isinstance(value, (str, bytes)):
+        text = value.decode() if isinstance(value, bytes) else value
+        stripped = text.strip()
+        if stripped[:1] in ("{", "["):
+            try:
+                return json.loads(stripped)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{what} is not valid JSON: {exc}") from None
+        return text
+    return value
+
+
+def compute_score(
+    data_source: str,
+    solution_str: Any,
+    ground_truth: Any,
+    extra_info: Mapping[str, Any] | None = None,
+    reward: "RewardConfig | Mapping[str, Any] | None" = None,
+) -> dict[str, Any]:
+    """Score one response. Returns at least {"score": float, "acc": bool, "reason": str}.
+
+    `solution_str` may be the response alone or prompt + response. `reward` overrides the domain's
+    default reward config (binary/proportional, format weight). Unknown data sources and malformed
+    ground truths raise (they are data errors); anything the model wrote yields score 0 and a reason.
+    """
+    domain = domain_for_source(data_source)
+    config = RewardConfig.from_mapping(reward) if reward is not None else domain.default_reward
+    if ground_truth is None:
+        raise DataError(f"missing ground_truth for data_source {data_source!r}")
+    extra = dict(extra_info) if isinstance(extra_info, Mapping) else None
+    text = as_text(solution_str)
+    if text is None:
+        verdict = Verdict.fail("response is not text")
+    else:
+        response = assistant_turn(text)
+        if not response.strip():
+            verdict = Verdict.fail("empty response")
+        else:
+            try:
+                verdict = domain.verify(response, ground_truth, extra)
+            except DataError:
+                raise
+            except Exception as exc:  # a verifier bug must cost reward, never grant it
+                log.warning("verifier %s raised on a response: %r", domain.name, exc, exc_info=True)
+                verdict = Verdict.fail(f"verifier error: {type(exc).__name__}")
+    return shape(verdict, text, config)

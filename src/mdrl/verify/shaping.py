@@ -1,0 +1,56 @@
+"""Reward shaping: from a Verdict to the scalar reward, under a per-domain reward config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+
+from mdrl.verify.extract import has_think_answer_format
+from mdrl.verify.result import Verdict
+
+RewardMode = Literal["binary", "proportional"]
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    """How a verdict becomes a reward. The same knobs exist on the CLI (`--reward`, `--format-reward`)."""
+
+    mode: RewardMode = field(
+        default="binary",
+        metadata={"help": "binary: 1 only when fully correct; proportional: share of people/cells/tests right."},
+    )
+    format_weight: float = field(
+        default=0.0,
+        metadata={"help": "Weight of the separate format reward (<think>..</think><answer>..</answer>); "
+                          "0 (off) as in the study. The score is (1-w)*task + w*format."},
+    )
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("binary", "proportional"):
+            raise ValueError(f"reward mode must be 'binary' or 'proportional', got {self.mode!r}")
+        if not 0.0 <= self.format_weight <= 1.0:
+            raise ValueError(f"format_weight must be in [0, 1], got {self.format_weight}")
+
+    @classmethod
+    def from_mapping(cls, value: "RewardConfig | dict[str, Any] | None") -> "RewardConfig":
+        if value is None:
+            return cls()
+        if isinstance(value, RewardConfig):
+            return value
+        known = {f.name for f in fields(cls)}
+        unknown = set(value) - known
+        if unknown:
+            raise ValueError(f"unknown reward option(s) {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**value)
+
+
+def shape(verdict: Verdict, solution: object, config: RewardConfig) -> dict[str, Any]:
+    """The public result dict: score, acc, reason, plus the components that made the score."""
+    task = verdict.fraction if config.mode == "proportional" else float(verdict.acc)
+    result: dict[str, Any] = {"score": task, "acc": bool(verdict.acc), "reason": verdict.reason,
+                              "fraction": verdict.fraction}
+    if config.format_weight > 0:
+        fmt = 1.0 if has_think_answer_format(solution) else 0.0
+        result["format"] = fmt
+        result["score"] = (1.0 - config.format_weight) * task + config.format_weight * fmt
+    return result
