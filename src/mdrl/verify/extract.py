@@ -21,7 +21,9 @@ _ASSISTANT_MARKERS = (
 )
 _ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
 _THINK_ANSWER_RE = re.compile(
-    r"^\s*<think>.*?</think>\s*<answer>.*?</answer>\s*$", re.DOTALL | re.IGNORECASE
+    # The opening <think> is optional: the r1 template ends the prompt with it, so the response alone
+    # starts inside the thought.
+    r"^\s*(?:<think>)?.*?</think>\s*<answer>.*?</answer>\s*$", re.DOTALL | re.IGNORECASE
 )
 
 
@@ -51,7 +53,7 @@ def assistant_turn(solution: str) -> str:
             best, best_len = pos, len(marker)
     if best >= 0:
         solution = solution[best + best_len:]
-    solution = solution.replace("<|im_end|>", "").replace("<|endoftext|>", "")
+    solution = solution.replace("<|im_end|>", "").replace("<|endoftext|>", "").lstrip()
     if len(solution) > MAX_RESPONSE_CHARS:
         solution = solution[-MAX_RESPONSE_CHARS:]
     return solution

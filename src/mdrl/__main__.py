@@ -1,0 +1,3 @@
+from mdrl.cli import app
+
+app(prog_name="mdrl")
