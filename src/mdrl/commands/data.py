@@ -1,0 +1,174 @@
+"""`mdrl data build|inspect`: build mixed / curriculum training sets as veRL parquet; look inside files."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Build training data (mixtures, curricula) as veRL parquet; inspect data files.",
+)
+
+
+@app.command("build")
+def build(
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="Output folder (train.parquet, manifest.json)."
+    ),
+    mix: Optional[str] = typer.Option(
+        None,
+        "--mix",
+        "-m",
+        help="Ratios over domains/groups, e.g. 'countdown:1,knights_knaves:1' or "
+        "'math:1,puzzle:1' (groups: math, code, puzzle).",
+    ),
+    source: Optional[List[str]] = typer.Option(
+        None,
+        "--source",
+        "-s",
+        help="Repeatable. paper:countdown | paper:kk/test | parquet:F | jsonl:F | hf:PATH?col.question=C | "
+        "mbpp | humaneval | countdown:3-4?n=100. Default: generate every mixed domain.",
+    ),
+    n: Optional[int] = typer.Option(None, "--n", "-n", help="Total number of items."),
+    difficulty: Optional[List[str]] = typer.Option(
+        None,
+        "--difficulty",
+        "-d",
+        help="Repeatable DOMAIN=LEVELS, e.g. countdown=3-4 or knights_knaves=3,5,7.",
+    ),
+    template: Optional[str] = typer.Option(
+        None, "--template", "-t", help="r1-base | chat | plain (default r1-base)."
+    ),
+    lang: Optional[str] = typer.Option(None, "--lang", help="en | zh (default en)."),
+    curriculum: Optional[bool] = typer.Option(
+        None, "--curriculum/--no-curriculum", help="Order easy -> hard (never shuffled)."
+    ),
+    curriculum_by: Optional[str] = typer.Option(
+        None,
+        "--curriculum-by",
+        help="difficulty (raw level) | relative (domains progress in step). Implies --curriculum.",
+    ),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of generators and draws (default 0)."),
+    split: Optional[str] = typer.Option(
+        None, "--split", help="Split name and output file stem (default train)."
+    ),
+    allow_repeat: Optional[bool] = typer.Option(
+        None,
+        "--allow-repeat/--no-allow-repeat",
+        help="Repeat items of a finite source that is short of its share.",
+    ),
+    skip_bad_rows: Optional[bool] = typer.Option(
+        None,
+        "--skip-bad-rows/--no-skip-bad-rows",
+        help="Leave out malformed rows of file sources (counted in the manifest) instead of failing.",
+    ),
+    ground_truth_format: Optional[str] = typer.Option(
+        None, "--ground-truth-format", help="auto | native | json (default auto)."
+    ),
+    hf_dataset: bool = typer.Option(False, "--hf-dataset", help="Also save an HF Dataset under OUT/hf."),
+    config: Optional[Path] = typer.Option(
+        None,
+        "--config",
+        "-c",
+        help="YAML with the same settings (options given here override it); may also set out.",
+    ),
+) -> None:
+    """Build a training set (mixture ratios, difficulty levels, curriculum): OUT/train.parquet + manifest."""
+    from mdrl.data.build import BuildConfig, build_dataset, summarize, write_build
+    from mdrl.domains.base import DataError
+
+    settings: dict[str, Any] = {}
+    if config is not None:
+        import yaml
+
+        loaded = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+        if not isinstance(loaded, dict):
+            raise typer.BadParameter(f"{config}: the config must be a mapping")
+        settings.update(loaded)
+    out = out or (Path(settings.pop("out")) if settings.get("out") else None)
+    settings.pop("out", None)
+    if out is None:
+        raise typer.BadParameter("give --out (or `out:` in the config)")
+    overrides = {
+        "mix": mix,
+        "n": n,
+        "template": template,
+        "lang": lang,
+        "seed": seed,
+        "split": split,
+        "allow_repeat": allow_repeat,
+        "skip_bad_rows": skip_bad_rows,
+        "ground_truth_format": ground_truth_format,
+        "sources": list(source) if source else None,
+        "difficulty": list(difficulty) if difficulty else None,
+    }
+    settings.update({key: value for key, value in overrides.items() if value is not None})
+    if curriculum_by is not None:
+        settings["curriculum"] = curriculum_by
+    elif curriculum is not None:
+        settings["curriculum"] = "difficulty" if curriculum else "none"
+    try:
+        build_config = BuildConfig.from_mapping(settings)
+        result = build_dataset(build_config)
+        paths = write_build(result, out, hf_dataset=hf_dataset)
+    except (ValueError, KeyError, DataError) as exc:
+        raise typer.BadParameter(
+            str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
+        ) from None
+    typer.echo(summarize(result))
+    typer.echo("wrote " + ", ".join(str(path) for path in paths.values()))
+
+
+def _inspect_rows(path: Path) -> tuple[list[Any], dict[str, Any]]:
+    from mdrl.data.sources import SourceSpec, load_source, parquet_metadata
+
+    kind = "parquet" if path.suffix == ".parquet" else "jsonl" if path.suffix == ".jsonl" else "hf"
+    metadata = parquet_metadata(path) if kind == "parquet" else {}
+    return load_source(SourceSpec(kind=kind, path=str(path))), metadata
+
+
+@app.command("inspect")
+def inspect(
+    file: Path = typer.Argument(..., help="A veRL parquet file, a jsonl file or a saved HF Dataset folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
+) -> None:
+    """Counts per data_source, domain and difficulty of a data file (the study's or one mdrl built)."""
+    from mdrl.domains.base import DataError
+
+    if not file.exists():
+        raise typer.BadParameter(f"{file} does not exist")
+    try:
+        problems, metadata = _inspect_rows(file)
+    except (DataError, ValueError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    by_level: dict[str, Counter[int]] = {}
+    for problem in problems:
+        by_level.setdefault(problem.domain, Counter())[problem.difficulty] += 1
+    report = {
+        "file": str(file),
+        "rows": len(problems),
+        "data_source": dict(sorted(Counter(p.data_source for p in problems).items())),
+        "domain": dict(sorted(Counter(p.domain for p in problems).items())),
+        "difficulty": {d: {str(k): v for k, v in sorted(c.items())} for d, c in sorted(by_level.items())},
+        "curriculum": metadata.get("curriculum", "none") if metadata else None,
+    }
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    typer.echo(
+        f"{file}: {report['rows']} rows"
+        + (f", curriculum {report['curriculum']}" if report["curriculum"] not in (None, "none") else "")
+    )
+    for name, count in report["data_source"].items():
+        typer.echo(f"  data_source {name:<20} {count:>7}")
+    for name, levels in report["difficulty"].items():
+        typer.echo(
+            f"  domain {name:<25} {report['domain'][name]:>7}  difficulty "
+            + ", ".join(f"{k}:{v}" for k, v in levels.items())
+        )

@@ -1,0 +1,489 @@
+"""Where problems come from: the study's parquet files, jsonl, HF datasets, MBPP/HumanEval, generators.
+
+A source is described by a frozen `SourceSpec` (in Python, YAML, or a one-line string on the CLI,
+see `SourceSpec.parse`) and turned into a list of Problems by `load_source`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+from urllib.parse import parse_qsl
+
+from tqdm import tqdm
+
+from mdrl.domains.base import DataError, Problem
+from mdrl.domains.registry import all_domains, get_domain
+from mdrl.data.mixture import largest_remainder
+from mdrl.data.rows import problem_from_row
+
+log = logging.getLogger(__name__)
+
+SOURCE_KINDS = ("paper", "parquet", "jsonl", "hf", "generate", "mbpp", "humaneval")
+#: Fields a column mapping may fill (for `hf` and `jsonl` sources); the value names the source column.
+MAPPABLE_FIELDS = ("question", "ground_truth", "data_source", "difficulty", "lang", "reference", "extra_info")
+#: The study's dataset folders under <shared>/data/paper, by a short name.
+PAPER_DATASETS = {
+    "countdown": "countdown",
+    "deepscaler": "deepscaler",
+    "math": "deepscaler",
+    "kk": "kk",
+    "knights_knaves": "kk",
+    "zebra": "zebra",
+    "code": "code-r1-12k",
+    "code-r1-12k": "code-r1-12k",
+}
+
+
+def parse_levels(text: str | int | Sequence[int] | None) -> tuple[int, ...]:
+    """Difficulty levels from "3-4", "3,5,7", "3-5,7", 4 or [3, 4] -> a sorted tuple of ints."""
+    if text is None or text == "":
+        return ()
+    if isinstance(text, int):
+        return (text,)
+    if not isinstance(text, str):
+        return tuple(sorted({int(level) for level in text}))
+    levels: set[int] = set()
+    for part in text.replace(" ", "").split(","):
+        if not part:
+            continue
+        low, sep, high = part.partition("-")
+        try:
+            if sep:
+                start, stop = int(low), int(high)
+                if stop < start:
+                    raise ValueError
+                levels.update(range(start, stop + 1))
+            else:
+                levels.add(int(part))
+        except ValueError:
+            raise ValueError(f"bad difficulty {part!r} in {text!r}: use e.g. 3, 3-5 or 3,5,7") from None
+    return tuple(sorted(levels))
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One source of problems. Build it in Python, from YAML (a mapping) or a string (`SourceSpec.parse`)."""
+
+    kind: str = field(metadata={"help": "paper | parquet | jsonl | hf | generate | mbpp | humaneval."})
+    path: str | None = field(
+        default=None,
+        metadata={
+            "help": "paper: a study dataset name (countdown, deepscaler, kk, zebra, code), 'name/split' or a "
+            "file; parquet/jsonl: a file; hf: a local dataset path (save_to_disk folder, data files) "
+            "or a hub name; mbpp: the jsonl file (default: the shared copy). Unused for generate."
+        },
+    )
+    domain: str | None = field(
+        default=None,
+        metadata={
+            "help": "generate: the domain to generate. Loaders: the data_source for rows that carry none."
+        },
+    )
+    difficulties: tuple[int, ...] = field(
+        default=(),
+        metadata={
+            "help": "generate: levels to spread the n items over (default: all of the domain's levels). "
+            "Loaders: keep only items at these levels (default: all)."
+        },
+    )
+    n: int | None = field(
+        default=None,
+        metadata={
+            "help": "generate: how many items. Loaders: keep at most the first n rows (after filtering)."
+        },
+    )
+    seed: int | None = field(
+        default=None,
+        metadata={
+            "help": "generate: the seed (items depend on seed+index only); default: the build's seed, else 0."
+        },
+    )
+    lang: str | None = field(
+        default=None,
+        metadata={
+            "help": "generate: the language of the generated text; default: the build's language, else en."
+        },
+    )
+    split: str = field(default="train", metadata={"help": "paper/hf: which split to read."})
+    columns: tuple[tuple[str, str], ...] = field(
+        default=(),
+        metadata={
+            "help": "hf/jsonl: (field, column) pairs mapping source columns onto question, ground_truth, "
+            "data_source, difficulty, lang, reference, extra_info."
+        },
+    )
+    on_error: str = field(
+        default="raise",
+        metadata={
+            "help": "raise: a malformed row stops the load (DataError naming file:row); skip: it is left "
+            "out, logged, and listed for the manifest (the study's DeepScaleR train has 2 empty answers)."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        if self.kind not in SOURCE_KINDS:
+            raise ValueError(f"unknown source kind {self.kind!r}; known: {', '.join(SOURCE_KINDS)}")
+        if self.kind in ("parquet", "jsonl", "hf") and not self.path:
+            raise ValueError(f"a {self.kind} source needs a path")
+        if self.kind == "paper" and not self.path:
+            raise ValueError("a paper source needs a dataset name, e.g. paper:countdown")
+        if self.kind == "generate" and not self.domain:
+            raise ValueError("a generate source needs a domain, e.g. countdown:3-4")
+        if self.n is not None and self.n < 0:
+            raise ValueError(f"n must be >= 0, got {self.n}")
+        if self.on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' or 'skip', got {self.on_error!r}")
+        bad = [name for name, _ in self.columns if name not in MAPPABLE_FIELDS]
+        if bad:
+            raise ValueError(f"unknown mapped field(s) {bad}; known: {', '.join(MAPPABLE_FIELDS)}")
+
+    @property
+    def is_generator(self) -> bool:
+        return self.kind == "generate"
+
+    def describe(self) -> str:
+        """The spec as one string that `SourceSpec.parse` reads back (used in manifests and logs)."""
+        if self.kind == "generate":
+            head = f"generate:{self.domain}"
+            if self.difficulties:
+                head += ":" + ",".join(map(str, self.difficulties))
+        elif self.kind == "humaneval" or (self.kind == "mbpp" and not self.path):
+            head = self.kind
+        else:
+            head = f"{self.kind}:{self.path}"
+        defaults = SourceSpec(kind="generate", domain="x")
+        options = []
+        for name in ("n", "seed", "lang", "split", "on_error"):
+            if getattr(self, name) != getattr(defaults, name):
+                options.append(f"{name}={getattr(self, name)}")
+        if self.domain and self.kind != "generate":
+            options.append(f"domain={self.domain}")
+        if self.difficulties and self.kind != "generate":
+            options.append("difficulty=" + ",".join(map(str, self.difficulties)))
+        options += [f"col.{name}={column}" for name, column in self.columns]
+        return head + ("?" + "&".join(options) if options else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["difficulties"] = list(self.difficulties)
+        data["columns"] = dict(self.columns)
+        return data
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> "SourceSpec":
+        """From a YAML/JSON mapping; `difficulties` may be "3-4" and `columns` a mapping."""
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known - {"difficulty"})
+        if unknown:
+            raise ValueError(f"unknown source field(s) {unknown}; known: {', '.join(sorted(known))}")
+        values = {key: value for key, value in data.items() if key in known}
+        levels = data.get("difficulties", data.get("difficulty"))
+        values["difficulties"] = parse_levels(levels)
+        columns = data.get("columns") or {}
+        values["columns"] = (
+            tuple(columns.items()) if isinstance(columns, Mapping) else tuple(map(tuple, columns))
+        )
+        return cls(**values)
+
+    @classmethod
+    def parse(cls, text: str) -> "SourceSpec":
+        """Read a one-line spec: `KIND:TARGET[?key=value&...]`.
+
+        Examples: `paper:countdown` (train split), `paper:kk/test`, `parquet:/data/x.parquet`,
+        `jsonl:rows.jsonl?domain=countdown`,
+        `hf:./saved?split=test&col.question=problem&col.ground_truth=answer&data_source=math500`,
+        `mbpp`, `humaneval`, `generate:countdown:3-4?n=500&seed=1`, or just `countdown:3-4` / `countdown`.
+        Options: n, seed, lang, split, on_error (raise|skip), domain, data_source (alias of domain),
+        difficulty, col.<field>.
+        """
+        head, _, query = text.strip().partition("?")
+        options = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)))
+        kind, _, rest = head.partition(":")
+        values: dict[str, Any] = {}
+        if kind == "generate" or (kind not in SOURCE_KINDS and kind in all_domains()):
+            if kind == "generate":
+                kind, _, rest = rest.partition(":")
+            domain, levels = kind, rest
+            values.update(kind="generate", domain=domain, difficulties=parse_levels(levels or None))
+        elif kind in SOURCE_KINDS:
+            values.update(kind=kind, path=rest or None)
+        else:
+            raise ValueError(
+                f"cannot read source {text!r}: start with one of {', '.join(SOURCE_KINDS)} "
+                f"or a domain name ({', '.join(sorted(all_domains()))})"
+            )
+        columns = []
+        for key, value in options.items():
+            if key.startswith("col."):
+                columns.append((key[4:], value))
+            elif key in ("n", "seed"):
+                values[key] = int(value)
+            elif key in ("lang", "split", "on_error"):
+                values[key] = value
+            elif key in ("domain", "data_source"):
+                values["domain"] = value
+            elif key == "difficulty":
+                values["difficulties"] = parse_levels(value)
+            else:
+                raise ValueError(f"unknown option {key!r} in source {text!r}")
+        values["columns"] = tuple(columns)
+        return cls(**values)
+
+
+def paper_root() -> Path:
+    """The study's data folder: $MDRL_SHARED_DATA/paper, else ./shared/data/paper, else next to the repo."""
+    env = os.environ.get("MDRL_SHARED_DATA")
+    candidates = [Path(env) / "paper"] if env else []
+    candidates += [
+        Path.cwd() / "shared" / "data" / "paper",
+        Path(__file__).resolve().parents[3].parent / "shared" / "data" / "paper",
+    ]
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    raise DataError(
+        f"the study's data folder was not found (tried {', '.join(map(str, candidates))}); "
+        "set MDRL_SHARED_DATA to the folder that holds paper/"
+    )
+
+
+def paper_file(name: str, split: str = "train") -> Path:
+    """`countdown` -> <paper>/countdown/train.parquet; `kk/test` or a path to a file also work."""
+    if name.endswith(".parquet"):
+        return Path(name)
+    dataset, _, split_part = name.partition("/")
+    folder = paper_root() / PAPER_DATASETS.get(dataset, dataset)
+    path = folder / f"{split_part or split}.parquet"
+    if not path.is_file():
+        available = sorted(p.relative_to(folder.parent).as_posix() for p in folder.parent.glob("*/*.parquet"))
+        raise DataError(f"no study file {path}; available: {', '.join(available)}")
+    return path
+
+
+def iter_parquet_rows(path: str | Path, batch_size: int = 1024) -> Iterator[dict[str, Any]]:
+    """Rows of a parquet file as plain Python dicts, streamed in batches."""
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(path) as handle:
+        for batch in handle.iter_batches(batch_size=batch_size):
+            yield from batch.to_pylist()
+
+
+def parquet_metadata(path: str | Path) -> dict[str, Any]:
+    """The `mdrl` key-value metadata of a parquet file mdrl wrote (empty for other files)."""
+    import pyarrow.parquet as pq
+
+    metadata = pq.read_schema(path).metadata or {}
+    raw = metadata.get(b"mdrl")
+    return json.loads(raw) if raw else {}
+
+
+def _num_rows(path: Path) -> int | None:
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except (OSError, ValueError):
+        return None
+
+
+def _keep(problem: Problem, spec: SourceSpec) -> bool:
+    return not spec.difficulties or problem.difficulty in spec.difficulties
+
+
+def _collect(
+    rows: Iterable[tuple[Mapping[str, Any] | DataError, str]],
+    spec: SourceSpec,
+    total: int | None,
+    desc: str,
+    json_keys: tuple[str, ...] = (),
+    skipped: list[str] | None = None,
+) -> list[Problem]:
+    """Problems from (row, "file:row") pairs; a reader passes a DataError for a row it could not parse."""
+    problems: list[Problem] = []
+    bad: list[str] = []
+    for row, where in tqdm(rows, total=total, desc=desc, unit="row", disable=None, leave=False):
+        try:
+            if isinstance(row, DataError):
+                raise row
+            problem = problem_from_row(_apply_columns(row, spec, where), where, json_keys)
+        except DataError as exc:
+            if spec.on_error == "raise":
+                raise
+            bad.append(str(exc))
+            continue
+        if _keep(problem, spec):
+            problems.append(problem)
+            if spec.n is not None and len(problems) >= spec.n:
+                break
+    if bad:
+        log.warning("%s: skipped %d malformed row(s), e.g. %s", desc, len(bad), bad[0])
+        if skipped is not None:
+            skipped.extend(bad)
+    return problems
+
+
+def _apply_columns(row: Mapping[str, Any], spec: SourceSpec, where: str) -> Mapping[str, Any]:
+    if not spec.columns and not (spec.domain and "data_source" not in row):
+        return row
+    row = dict(row)
+    for name, column in spec.columns:
+        if column not in row:
+            raise DataError(
+                f"{where}: mapped column {column!r} (for {name}) not in row; "
+                f"columns: {', '.join(map(str, row))}"
+            )
+        row[name] = row[column]
+    if spec.domain and row.get("data_source") is None:
+        row["data_source"] = spec.domain
+    return row
+
+
+def load_verl_parquet(
+    path: str | Path, spec: SourceSpec | None = None, skipped: list[str] | None = None
+) -> list[Problem]:
+    """All rows of a veRL parquet file (the study's, or one mdrl wrote) as Problems, in file order."""
+    path = Path(path)
+    spec = spec or SourceSpec(kind="parquet", path=str(path))
+    json_keys = tuple(parquet_metadata(path).get("json_extra_keys", ()))
+    rows = ((row, f"{path}:{index}") for index, row in enumerate(iter_parquet_rows(path)))
+    return _collect(rows, spec, _num_rows(path), desc=path.name, json_keys=json_keys, skipped=skipped)
+
+
+def load_jsonl(
+    path: str | Path, spec: SourceSpec | None = None, skipped: list[str] | None = None
+) -> list[Problem]:
+    """Rows of a jsonl file, veRL-shaped or `{data_source, question|prompt, ground_truth}`."""
+    path = Path(path)
+    spec = spec or SourceSpec(kind="jsonl", path=str(path))
+
+    def rows() -> Iterator[tuple[Mapping[str, Any], str]]:
+        with path.open(encoding="utf-8") as handle:
+            for lineno, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                where = f"{path}:{lineno}"
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    row = DataError(f"{where}: not valid JSON: {exc}")
+                if not isinstance(row, (dict, DataError)):
+                    row = DataError(f"{where}: a line must hold a JSON object")
+                yield row, where
+
+    return _collect(rows(), spec, None, desc=path.name, skipped=skipped)
+
+
+def _open_hf(spec: SourceSpec) -> Any:
+    import datasets
+
+    path = Path(spec.path or "")
+    if path.is_dir() and (
+        (path / "dataset_info.json").is_file()
+        or (path / "dataset_dict.json").is_file()
+        or (path / "state.json").is_file()
+    ):
+        loaded = datasets.load_from_disk(str(path))
+        if isinstance(loaded, datasets.DatasetDict):
+            if spec.split not in loaded:
+                raise DataError(f"{path}: no split {spec.split!r}; splits: {', '.join(loaded)}")
+            loaded = loaded[spec.split]
+        return loaded
+    if path.is_file():
+        builder = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}.get(path.suffix)
+        if builder is None:
+            raise DataError(f"{path}: unsupported data file type {path.suffix!r}")
+        return datasets.load_dataset(builder, data_files=str(path), split="train")
+    try:
+        return datasets.load_dataset(spec.path, split=spec.split)
+    except (OSError, ValueError) as exc:  # not found, offline (ConnectionError), bad split
+        raise DataError(f"cannot load HF dataset {spec.path!r} split {spec.split!r}: {exc}") from None
+
+
+def load_hf(spec: SourceSpec, skipped: list[str] | None = None) -> list[Problem]:
+    """Any HF `datasets` source (a local save_to_disk folder, a data file, or a hub name) via `columns`."""
+    dataset = _open_hf(spec)
+    name = f"{spec.path}[{spec.split}]"
+    rows = ((row, f"{name}:{index}") for index, row in enumerate(dataset))
+    return _collect(rows, spec, len(dataset), desc=Path(spec.path or "hf").name, skipped=skipped)
+
+
+def _code_loader(name: str) -> Any:
+    from mdrl.domains import code
+
+    loader = getattr(code, name, None)
+    if loader is None:
+        raise DataError(f"the code domain does not provide {name}() (yet); cannot load this source")
+    return loader
+
+
+def generate(
+    domain_name: str,
+    n: int,
+    seed: int = 0,
+    difficulties: Sequence[int] = (),
+    lang: str = "en",
+    start: int = 0,
+) -> list[Problem]:
+    """n generated items spread evenly over `difficulties` (default: all of the domain's levels).
+
+    Item i of a level is `domain.generate(start + i, seed, level, lang)`: a later call with `start`
+    past an earlier one's count yields new items (used to top up a finite pool).
+    """
+    domain = get_domain(domain_name)
+    if domain.generate is None:
+        raise DataError(f"domain {domain_name!r} has no generator; give a file source for it instead")
+    levels = tuple(difficulties) or domain.difficulties
+    unknown = [level for level in levels if level not in domain.difficulties]
+    if unknown:
+        raise DataError(
+            f"domain {domain_name!r} has no difficulty {unknown}; levels: {list(domain.difficulties)}"
+        )
+    per_level = largest_remainder({level: 1.0 for level in levels}, n)
+    problems = []
+    with tqdm(total=n, desc=f"generate {domain_name}", unit="item", disable=None, leave=False) as bar:
+        for level in levels:
+            for index in range(start, start + per_level[level]):
+                problem = domain.generate(index, seed, level, lang)
+                if problem.domain != domain.name:
+                    raise DataError(f"{domain_name}.generate returned a {problem.domain!r} problem")
+                problems.append(problem)
+                bar.update()
+    return problems
+
+
+def load_source(
+    spec: SourceSpec | str, n: int | None = None, skipped: list[str] | None = None
+) -> list[Problem]:
+    """The problems of one source. `n` overrides spec.n (for generators: how many to make).
+
+    With `spec.on_error == "skip"`, the errors of left-out rows are appended to `skipped` when given.
+    """
+    if isinstance(spec, str):
+        spec = SourceSpec.parse(spec)
+    if n is not None:
+        spec = replace(spec, n=n)
+    if spec.kind == "generate":
+        if spec.n is None:
+            raise DataError(f"generated source {spec.describe()!r} needs n (how many items)")
+        return generate(spec.domain or "", spec.n, spec.seed or 0, spec.difficulties, spec.lang or "en")
+    if spec.kind == "paper":
+        return load_verl_parquet(paper_file(spec.path or "", spec.split), spec, skipped)
+    if spec.kind == "parquet":
+        return load_verl_parquet(spec.path or "", spec, skipped)
+    if spec.kind == "jsonl":
+        return load_jsonl(spec.path or "", spec, skipped)
+    if spec.kind == "hf":
+        return load_hf(spec, skipped)
+    if spec.kind == "mbpp":
+        path = Path(spec.path) if spec.path else paper_root().parent / "mbpp" / "mbpp.jsonl"
+        problems = list(_code_loader("load_mbpp")(path))
+    else:  # humaneval
+        problems = list(_code_loader("load_humaneval")())
+    problems = [problem for problem in problems if _keep(problem, spec)]
+    return problems[: spec.n] if spec.n is not None else problems
