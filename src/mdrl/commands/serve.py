@@ -1,0 +1,66 @@
+"""Run the reward server: POST /score (mdrl JSON), POST /get_reward (OpenRLHF), GET /health, GET /domains."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import typer
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind; loopback unless you expose it on purpose."),
+    port: int = typer.Option(8000, "--port", help="TCP port; 0 picks a free one."),
+    workers: int = typer.Option(0, "--workers", help="Scoring processes; 0 = one per CPU core."),
+    code_workers: int = typer.Option(0, "--code-workers",
+                                     help="Processes for code rows (each drives sandbox processes); 0 = half the cores."),
+    http_workers: int = typer.Option(1, "--http-workers", help="uvicorn worker processes (they share --workers)."),
+    max_batch: int = typer.Option(4096, "--max-batch", help="Most items per request (413 above)."),
+    max_body_mb: float = typer.Option(64.0, "--max-body-mb", help="Largest request body in MiB (413 above)."),
+    chunk_size: int = typer.Option(0, "--chunk-size", help="Items per task sent to a scoring process; 0 = auto."),
+    data_source: str | None = typer.Option(None, "--data-source",
+                                              help="Default data_source for OpenRLHF labels holding a bare ground truth."),
+    reward: str | None = typer.Option(None, "--reward", help="Default reward mode: binary | proportional."),
+    format_reward: float | None = typer.Option(None, "--format-reward", help="Default format reward weight W."),
+    log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level."),
+    access_log: bool = typer.Option(False, "--access-log", help="Log every request."),
+) -> None:
+    """Run the reward server: POST /score (mdrl JSON), POST /get_reward (OpenRLHF), GET /health, GET /domains."""
+    from mdrl.serve import ServeConfig
+    from mdrl.serve import serve as run_server
+
+    overrides = {k: v for k, v in (("mode", reward), ("format_weight", format_reward)) if v is not None}
+    try:
+        config = ServeConfig(host=host, port=port, workers=workers, code_workers=code_workers,
+                             http_workers=http_workers, max_batch=max_batch,
+                             max_body_bytes=max(1, int(max_body_mb * (1 << 20))), chunk_size=chunk_size,
+                             data_source=data_source, reward=overrides or None, log_level=log_level,
+                             access_log=access_log)
+    except (KeyError, ValueError) as exc:
+        raise typer.BadParameter(str(exc.args[0] if exc.args else exc)) from None
+
+    def announce(url: str) -> None:
+        typer.echo(f"mdrl serve: {url}")
+        typer.echo(f"  POST {url}/score       items [{{data_source, solution_str, ground_truth, extra_info?}}]")
+        typer.echo(f"  POST {url}/get_reward  OpenRLHF --reward.remote_url {url}/get_reward")
+        typer.echo(f"  GET  {url}/health  {url}/domains")
+        typer.echo(f"  scoring processes {config.scoring_processes * config.http_workers} "
+                   f"(+{config.code_concurrency * config.http_workers} for code), http workers {http_workers}, "
+                   f"max batch {max_batch}, max body {max_body_mb:g} MiB, "
+                   f"default data_source {data_source or '-'}, reward {overrides or 'per-domain default'}")
+        if not _is_loopback(host):
+            typer.echo(f"  WARNING: bound to {host}: anyone who can reach it can use it (no authentication).",
+                       err=True)
+
+    try:
+        run_server(config, on_bound=announce)
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot bind {host}:{port}: {exc.strerror or exc}") from None
