@@ -5,4 +5,4 @@ set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends bubblewrap >/dev/null
+$SUDO apt-get install -y -qq --no-install-recommends bubblewrap chromium >/dev/null

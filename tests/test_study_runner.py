@@ -1,0 +1,232 @@
+"""The grid runner: every cell trained once and evaluated on every suite through the real verifiers,
+finished cells skipped on a re-run, a SIGKILLed run resumed without redoing finished work, changed
+settings detected, failures isolated."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_study_support import BASE_CORRECT, N_ITEMS, SUITES, StoredResponseRunner, trained_correct
+
+from mdrl.study import Study, StudyConfig, run_study
+from mdrl.study.runner import RESULT, TRAIN, read_json, write_json_atomic
+
+TESTS = Path(__file__).resolve().parent
+MIXTURES = ["countdown", "knights_knaves", "countdown+knights_knaves"]
+CD, KK = SUITES["countdown"], SUITES["knights_knaves"]
+
+
+def study_mapping(**changes):
+    data = {"name": "resume-test", "models": [{"name": "base", "path": "stored-base", "kind": "base"}],
+            "mixtures": MIXTURES, "seeds": [0, 1], "suites": [CD, KK]}
+    data.update(changes)
+    return data
+
+
+def train_calls(log: Path) -> list[str]:
+    return log.read_text().split() if log.exists() else []
+
+
+def expected_accuracy(mixture: str, seed: int, domain: str) -> float:
+    return trained_correct("base", mixture.split("+"), seed)[domain] / N_ITEMS
+
+
+def assert_tables_match_the_rule(results: dict) -> None:
+    [entry] = results["tables"]
+    table = entry["results"]
+    assert table["baseline"]["suites"][CD] == BASE_CORRECT["base"]["countdown"] / N_ITEMS
+    assert table["baseline"]["suites"][KK] == BASE_CORRECT["base"]["knights_knaves"] / N_ITEMS
+    for row in table["rows"]:
+        for suite, domain in ((CD, "countdown"), (KK, "knights_knaves")):
+            want = [expected_accuracy(row["mixture"], seed, domain) for seed in (0, 1)]
+            assert row["suites"][suite]["values"] == pytest.approx(want), (row["mixture"], suite)
+            assert row["suites"][suite]["delta"] == pytest.approx(sum(want) / 2 - table["baseline"]["suites"][suite])
+    # adding knights_knaves to countdown: 3 instead of 4 items gained on countdown -> -1/8
+    matrix = entry["synergy"]["matrix"]
+    assert matrix["countdown"]["knights_knaves"]["delta"] == pytest.approx(-1 / N_ITEMS)
+    assert matrix["knights_knaves"]["countdown"]["delta"] == pytest.approx(-1 / N_ITEMS)
+
+
+def test_full_run_then_rerun_skips_everything(tmp_path):
+    log = tmp_path / "train.log"
+    config = StudyConfig.from_mapping(study_mapping())
+    first = run_study(config, tmp_path / "out", StoredResponseRunner(config, log_path=log))
+    assert first.counts["ran"] == 7 and first.counts["skipped"] == 0 and first.counts["failed"] == 0
+    assert sorted(train_calls(log)) == sorted(c.cell_id for c in config.cells())  # each cell trained once
+    assert_tables_match_the_rule(json.loads((tmp_path / "out" / "results.json").read_text()))
+    for name in ("results.md", "report.html"):
+        assert (tmp_path / "out" / name).stat().st_size > 0
+    assert len(list((tmp_path / "out" / "plots").glob("*.png"))) == 3  # heatmap, bars, synergy
+
+    study = Study(config, tmp_path / "out", StoredResponseRunner(config, log_path=log))
+    assert study.plan().summary() == "skipped 7 finished cells, running 0"
+    second = study.run()
+    assert second.counts["ran"] == 0 and second.counts["skipped"] == 7
+    assert len(train_calls(log)) == 6
+    assert second.results["tables"] == first.results["tables"]
+
+    (tmp_path / "out" / "report.html").unlink()         # --report-only: outputs from finished cells alone
+    rebuilt = study.report()
+    assert rebuilt.report_path.is_file() and rebuilt.counts == {"planned": 7, "finished": 7, "pending": 0}
+    assert rebuilt.results["tables"] == first.results["tables"]
+
+
+def test_changed_settings_are_detected(tmp_path):
+    log = tmp_path / "train.log"
+    out = tmp_path / "out"
+    config = StudyConfig.from_mapping(study_mapping(seeds=[0]))
+    run_study(config, out, StoredResponseRunner(config, log_path=log))
+    assert len(train_calls(log)) == 3
+
+    # a new suite: nothing is retrained, only the new suite is evaluated
+    extra = "gen:countdown:3:4"
+    wider = StudyConfig.from_mapping(study_mapping(seeds=[0], suites=[CD, KK, extra]))
+    plan = Study(wider, out, StoredResponseRunner(wider)).plan()
+    assert plan.summary() == "skipped 0 finished cells, running 4 (1 baseline evaluation; 3 need evaluation only)"
+    assert all(job.missing == [extra] for job in plan.jobs)
+    result = run_study(wider, out, StoredResponseRunner(wider, log_path=log))
+    assert len(train_calls(log)) == 3 and result.counts["failed"] == 0
+    record = read_json(out / "cells" / "base__countdown__default__r1-base__none__en__seed0" / RESULT)
+    assert list(record["scores"]) == [CD, KK, extra]
+    assert record["scores"][extra]["accuracy"] == 4 / 4   # 6 right of the first 8 -> all of the first 4
+
+    # a training setting: every cell is stale and retrained; the baseline still holds
+    retrain = StudyConfig.from_mapping(study_mapping(seeds=[0], suites=[CD, KK, extra],
+                                                     train={"grpo": {"learning_rate": 1e-5}}))
+    plan = Study(retrain, out, StoredResponseRunner(retrain)).plan()
+    assert plan.summary() == "skipped 1 finished cells, running 3 (3 rerun because their settings changed)"
+    run_study(retrain, out, StoredResponseRunner(retrain, log_path=log))
+    assert len(train_calls(log)) == 6
+
+    # an evaluation setting: everything is re-evaluated, nothing retrained
+    reeval = StudyConfig.from_mapping(study_mapping(seeds=[0], suites=[CD, KK, extra],
+                                                    train={"grpo": {"learning_rate": 1e-5}},
+                                                    eval={"limit": 4}))
+    plan = Study(reeval, out, StoredResponseRunner(reeval)).plan()
+    assert plan.summary() == "skipped 0 finished cells, running 4 (1 baseline evaluation; 3 need evaluation only)"
+    run_study(reeval, out, StoredResponseRunner(reeval, log_path=log))
+    assert len(train_calls(log)) == 6
+
+
+def test_unreadable_or_partial_results_do_not_count_as_finished(tmp_path):
+    config = StudyConfig.from_mapping(study_mapping(seeds=[0], mixtures=["countdown"]))
+    out = tmp_path / "out"
+    run_study(config, out, StoredResponseRunner(config))
+    folder = out / "cells" / "base__countdown__default__r1-base__none__en__seed0"
+    (folder / RESULT).write_text('{"kind": "cell", "scor')     # torn write (not ours: ours are atomic)
+    (folder / f".{RESULT}.123.tmp").write_text("{}")          # a temp file left by a kill
+    (folder / TRAIN).unlink()
+    plan = Study(config, out, StoredResponseRunner(config)).plan()
+    assert plan.summary() == "skipped 1 finished cells, running 1"
+    assert [job.cell_id for job in plan.pending] == ["base__countdown__default__r1-base__none__en__seed0"]
+
+
+def test_one_runner_per_study_folder(tmp_path):
+    from mdrl.study.runner import StudyLockedError, _exclusive
+
+    config = StudyConfig.from_mapping(study_mapping(seeds=[0], mixtures=["countdown"]))
+    out = tmp_path / "out"
+    out.mkdir()
+    with _exclusive(out / ".lock"):
+        with pytest.raises(StudyLockedError, match=f"pid {os.getpid()}"):
+            run_study(config, out, StoredResponseRunner(config))
+    assert run_study(config, out, StoredResponseRunner(config)).counts["ran"] == 2  # released
+
+
+def test_write_json_atomic_replaces_whole_files(tmp_path):
+    path = tmp_path / "a" / "r.json"
+    write_json_atomic(path, {"x": 1})
+    write_json_atomic(path, {"x": 2, "y": [1, 2]})
+    assert json.loads(path.read_text()) == {"x": 2, "y": [1, 2]}
+    assert [p.name for p in path.parent.iterdir()] == ["r.json"]
+
+
+class BrokenForOneMixture(StoredResponseRunner):
+    def train(self, cell, model_path, settings, work_dir):
+        if cell.mixture.name == "knights_knaves":
+            raise RuntimeError("out of memory (simulated)")
+        return super().train(cell, model_path, settings, work_dir)
+
+
+def test_a_failing_cell_is_recorded_and_the_rest_finish(tmp_path):
+    config = StudyConfig.from_mapping(study_mapping(seeds=[0]))
+    out = tmp_path / "out"
+    result = run_study(config, out, BrokenForOneMixture(config))
+    assert result.counts["ran"] == 3 and result.counts["failed"] == 1
+    [failure] = result.failed
+    assert failure["cell_id"].startswith("base__knights_knaves__") and "out of memory" in failure["error"]
+    assert (out / "cells" / failure["cell_id"] / "error.json").exists()
+    assert "out of memory" in (out / "report.html").read_text()
+    again = Study(config, out, StoredResponseRunner(config))
+    assert again.plan().summary() == "skipped 3 finished cells, running 1"
+    assert again.run().counts["failed"] == 0
+    assert not (out / "cells" / failure["cell_id"] / "error.json").exists()
+
+
+def run_cli(config_path: Path, out: Path, env: dict, **kwargs) -> subprocess.Popen:
+    command = [sys.executable, "-m", "mdrl", "study", "--config", str(config_path), "--out", str(out),
+               "--runner", "test_study_support:make_runner", "--no-progress"]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **kwargs)
+
+
+def test_sigkill_then_resume_skips_finished_cells(tmp_path):
+    import yaml
+
+    config_path = tmp_path / "study.yaml"
+    config_path.write_text(yaml.safe_dump(study_mapping()))
+    out = tmp_path / "out"
+    log = tmp_path / "train.log"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+               MDRL_STUDY_TEST_LOG=str(log), MDRL_STUDY_TEST_SLEEP="1.0")
+    process = run_cli(config_path, out, env)
+    deadline = time.monotonic() + 120
+    try:
+        while not list(out.glob(f"cells/*/{RESULT}")):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no cell finished within 120 s"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+    finished = {p.parent.name: p.read_text() for p in out.glob(f"*/*/{RESULT}")}
+    finished_cells = [name for name in finished if (out / "cells" / name).is_dir()]
+    assert 1 <= len(finished_cells) < 6                 # killed part-way
+    first_trained = train_calls(log)
+
+    env["MDRL_STUDY_TEST_SLEEP"] = "0"
+    resumed = run_cli(config_path, out, env)
+    stdout, stderr = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, stderr
+    match = re.search(r"skipped (\d+) finished cells, running (\d+)", stdout)
+    assert match, stdout
+    assert (int(match[1]), int(match[2])) == (len(finished), 7 - len(finished))
+    second_trained = train_calls(log)[len(first_trained):]
+    assert not set(second_trained) & set(finished_cells)      # finished cells were not retrained
+    assert sorted(first_trained + second_trained) == sorted(  # a cell killed after training is not retrained
+        c.cell_id for c in StudyConfig.from_mapping(study_mapping()).cells())
+    for name, text in finished.items():                        # nor re-evaluated: results untouched
+        assert (next(out.glob(f"*/{name}")) / RESULT).read_text() == text
+    assert len(list(out.glob(f"cells/*/{RESULT}"))) == 6
+    assert_tables_match_the_rule(json.loads((out / "results.json").read_text()))
+    assert "report: " in stdout and "| training data |" in stdout
+
+
+def test_train_outcome_from_mdrl_train():
+    from types import SimpleNamespace
+
+    from mdrl.study.runner import train_outcome
+
+    cell = SimpleNamespace(name="c")
+    trl = train_outcome({"final_model": "/runs/c/final", "global_step": 2, "tokenizer": object()}, cell)
+    assert trl == {"final_model": "/runs/c/final", "global_step": 2, "checkpoint": "/runs/c/final"}
+    with pytest.raises(RuntimeError, match="run the written launch script"):  # veRL prepared, not trained
+        train_outcome({"run_dir": "/runs/c", "launch_script": "/runs/c/launch.sh", "launched": False}, cell)
