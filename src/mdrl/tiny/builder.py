@@ -39,7 +39,7 @@ class TinyModelConfig:
 
 def build_tokenizer(corpus: Iterable[str], vocab_size: int = 1024):
     """A byte-level BPE `PreTrainedTokenizerFast` trained on `corpus`, with a Qwen-style chat template."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tokenizer = Tokenizer(models.BPE())
@@ -47,11 +47,14 @@ def build_tokenizer(corpus: Iterable[str], vocab_size: int = 1024):
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=[*SPECIAL_TOKENS, *TAG_TOKENS],
+        special_tokens=list(SPECIAL_TOKENS),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tokenizer.train_from_iterator(list(corpus), trainer=trainer)
+    # Tags are whole tokens but not "special": decoders that skip special tokens (vLLM's default)
+    # must keep them, or the verifiers would see no <answer>.
+    tokenizer.add_tokens([AddedToken(tag, special=False, normalized=False) for tag in TAG_TOKENS])
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         eos_token="<|im_end|>",
