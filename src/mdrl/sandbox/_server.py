@@ -1,0 +1,512 @@
+"""The fork server: a small, single-threaded process that forks one child per program.
+
+Started by `mdrl.sandbox.pool` as `python -I _server.py CONFIG_JSON` (inside bubblewrap when it
+works), never as a fork of the trainer, so each fork copies a process of a few tens of MB. It
+imports the modules programs commonly use once, freezes the GC, then serves jobs read from stdin
+(marshal frames) and answers on stdout. A child is killed with its process group when its
+per-test or per-run wall-clock limit passes; processes it leaves behind are swept (this server is
+a child subreaper, or pid 1 of its own pid namespace).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import select
+import signal
+import sys
+import time
+
+_CONFIG = json.loads(sys.argv[1])
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, _HERE)
+for _extra in reversed(_CONFIG.get("sys_path", [])):
+    if _extra not in sys.path:
+        sys.path.insert(1, _extra)
+
+import _harness  # noqa: E402  (found through the sys.path entry above)
+import _proto  # noqa: E402
+import _seccomp  # noqa: E402
+
+MAX_RESULT_BYTES = 64 << 20
+MAX_ATTEMPTS = 64
+
+
+class Server:
+    def __init__(self, cfg: dict) -> None:
+        self.cfg = cfg
+        self.uid = int(cfg["uid"])
+        self.devnull = os.open("/dev/null", os.O_RDWR)
+        self.installer = None
+        self.seccomp_error = ""
+        if cfg.get("seccomp", True):
+            ok, why = _seccomp.supported()
+            if ok:
+                self.installer = _seccomp.Installer(_seccomp.build_filter(cfg.get("deny_fs_writes", False)))
+            else:
+                self.seccomp_error = why
+        self.oom_kills = 0
+        self.preludes: dict[str, _harness.Prelude] = {}
+        for text in cfg.get("preludes", []):
+            self.prelude(text)
+
+    def prelude(self, text: str) -> _harness.Prelude | None:
+        """A prelude, run once here; children reach its names without copying them."""
+        if not text:
+            return None
+        prelude = self.preludes.get(text)
+        if prelude is None:
+            prelude = self.preludes[text] = _harness.Prelude(text)
+        return prelude
+
+    # --- one job -------------------------------------------------------------------------------
+
+    def run(self, job: dict) -> dict:
+        if job.get("mode") == "probe":
+            return self.probe()
+        start = time.monotonic()
+        hard_deadline = start + float(job["run_timeout"])
+        prelude = self.prelude(job.get("prelude", ""))
+        cases: dict[int, tuple[str, str]] = {}
+        program = None
+        finished = None
+        end = ""
+        tamper = False
+        skip = 0
+        attempts = 0
+        n_inputs = len(job["inputs"]) if job["mode"] == "stdio" else None
+        while True:
+            attempts += 1
+            job["skip"] = skip
+            got = self.run_child(job, prelude, hard_deadline)
+            tamper = tamper or got["tamper"]
+            if attempts == 1:
+                program = got["program"]
+            new = {i: c for i, c in got["cases"].items() if i not in cases}
+            cases.update(new)
+            finished = got["finished"]
+            end = got["end"]
+            if finished is not None or end == "timeout" or got["program"] != "":
+                break
+            if attempts > 1 and n_inputs is None and not got["reached"]:
+                break  # it dies before getting back to where it stopped: no progress to be had
+            # The child died in the middle of a case (os._exit, a signal, the OOM killer): that case
+            # fails, and a fresh child carries on after it, so one crash does not sink the rest.
+            inflight = max(max(cases) + 1 if cases else 0, skip)
+            cases[inflight] = (_proto.FAILED.decode(), end)
+            skip = inflight + 1
+            if n_inputs is not None and skip >= n_inputs:
+                finished = (n_inputs, "")
+                break
+            if attempts >= MAX_ATTEMPTS or time.monotonic() >= hard_deadline:
+                break
+        return {
+            "program": program,
+            "cases": sorted((i, s, info) for i, (s, info) in cases.items()),
+            "finished": finished,
+            "end": end,
+            "elapsed": time.monotonic() - start,
+            "tamper": tamper,
+            "attempts": attempts,
+        }
+
+    def run_child(self, job: dict, prelude: _harness.Prelude | None, hard_deadline: float) -> dict:
+        secret = os.urandom(_proto.SECRET_BYTES)
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child
+            try:
+                os.close(r)
+                _harness.enter_sandbox(self.cfg, self.uid, self.installer, self.devnull, w)
+                _harness.run_job(job, secret, prelude)
+            finally:
+                os._exit(70)
+        os.close(w)
+        os.set_blocking(r, False)
+        cpu_limit = float(job["test_timeout"])
+        wall_limit = float(job.get("test_wall_timeout", 4 * cpu_limit))
+        parser = _proto.RecordParser(secret)
+        out = {"program": None, "cases": {}, "finished": None, "end": "", "tamper": False, "reached": False}
+        received = 0
+        pidfd = os.pidfd_open(pid)
+        poller = select.poll()
+        poller.register(r, select.POLLIN)
+        poller.register(pidfd, select.POLLIN)
+        stat_path = f"/proc/{pid}/stat"
+        # Each case (and the start-up) gets `cpu_limit` CPU seconds and `wall_limit` wall seconds.
+        # CPU time cannot run faster than the wall clock, so it is read only when the budget could
+        # be spent: at most once per wake-up, not per case.
+        now = time.monotonic()
+        case_wall0 = now
+        case_cpu0 = 0.0
+        cpu_check_at = now + cpu_limit
+        exited = False
+        reading = True
+        try:
+            while not exited:
+                now = time.monotonic()
+                if now >= cpu_check_at:
+                    used = _cpu_seconds(stat_path) - case_cpu0
+                    if used >= cpu_limit:
+                        out["end"] = "timeout"
+                        break
+                    cpu_check_at = now + (cpu_limit - used)
+                deadline = min(case_wall0 + wall_limit, hard_deadline)
+                if now >= deadline:
+                    out["end"] = "timeout"
+                    break
+                for fd, _event in poller.poll((min(deadline, cpu_check_at) - now) * 1000 + 1):
+                    if fd == pidfd:
+                        exited = True
+                    elif reading:
+                        data = self._read(r)
+                        if data is None:
+                            poller.unregister(r)
+                            reading = False
+                        elif data:
+                            received += len(data)
+                            if self._records(parser.feed(data), out):
+                                case_wall0 = time.monotonic()
+                                case_cpu0 = _cpu_seconds(stat_path)
+                                cpu_check_at = case_wall0 + cpu_limit
+                if received > MAX_RESULT_BYTES:
+                    out["end"] = "result stream too large"
+                    break
+            # Whatever the child wrote before it died is still in the pipe.
+            while reading:
+                data = self._read(r)
+                if not data:
+                    break
+                self._records(parser.feed(data), out)
+        finally:
+            _kill_group(pid)  # the child is unreaped (at most a zombie): its pid cannot be reused yet
+            _, status = os.waitpid(pid, 0)
+            os.close(pidfd)
+            os.close(r)
+            self.sweep()
+        if not out["end"]:
+            out["end"] = _describe_status(status)
+            if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL and self._oom_killed():
+                out["end"] = "out of memory (cgroup memory cap)"
+        return out
+
+    @staticmethod
+    def _read(fd: int) -> bytes | None:
+        try:
+            data = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return b""
+        return data if data else None
+
+    @staticmethod
+    def _records(records: list, out: dict) -> bool:
+        progressed = False
+        for kind, payload in records:
+            if kind == _proto.PROGRAM_DONE:
+                if out["program"] is None:
+                    out["program"] = payload.decode("utf-8", "replace")
+                progressed = True
+            elif kind == _proto.CASE:
+                case = _proto.unpack_case(payload)
+                if case is None:
+                    continue
+                index, status, info = case
+                if index in out["cases"]:
+                    out["tamper"] = True  # the harness reports each case once
+                    out["cases"][index] = (_proto.FAILED.decode(), "duplicate result")
+                else:
+                    out["cases"][index] = (status.decode("latin-1"), info)
+                progressed = True
+            elif kind == _proto.REACHED:
+                out["reached"] = True
+            elif kind == _proto.FINISHED:
+                done = _proto.unpack_finished(payload)
+                if done is not None and out["finished"] is None:
+                    out["finished"] = done
+        return progressed
+
+    def sweep(self) -> None:
+        """Kill and reap anything the child left behind (daemons, detached grandchildren)."""
+        for _ in range(1000):
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid:
+                continue
+            for stray in _children() + self._cgroup_pids():
+                try:
+                    os.kill(stray, signal.SIGKILL)
+                except OSError:
+                    pass
+            time.sleep(0.001)
+        if self.cfg.get("private_tmp"):
+            self._clean_tmp()
+
+    def _oom_killed(self) -> bool:
+        """Did the memory cgroup's OOM killer strike since we last looked? (v1 memory.oom_control,
+        v2 memory.events both count `oom_kill`.)"""
+        count = 0
+        for procs in self.cfg.get("cgroup_procs", ()):
+            for name in ("memory.oom_control", "memory.events"):
+                try:
+                    with open(os.path.join(os.path.dirname(procs), name)) as f:
+                        for line in f:
+                            key, _, value = line.partition(" ")
+                            if key == "oom_kill":
+                                count += int(value)
+                except (OSError, ValueError):
+                    pass
+        struck = count > self.oom_kills
+        self.oom_kills = count
+        return struck
+
+    def _cgroup_pids(self) -> list[int]:
+        me = os.getpid()
+        pids = []
+        for procs in self.cfg.get("cgroup_procs", ()):
+            try:
+                with open(procs) as f:
+                    pids.extend(int(x) for x in f.read().split() if int(x) > 0 and int(x) != me)
+            except (OSError, ValueError):
+                pass
+        return pids
+
+    def _clean_tmp(self) -> None:
+        try:
+            if not os.listdir("/tmp"):
+                return
+        except OSError:
+            return
+        pid = os.fork()
+        if pid == 0:  # as the sandbox uid: the files are its own
+            try:
+                if os.geteuid() == 0:
+                    os.setgroups([])
+                    os.setresgid(self.uid, self.uid, self.uid)
+                    os.setresuid(self.uid, self.uid, self.uid)
+                import shutil
+
+                def retry(func, path, _exc):
+                    os.chmod(os.path.dirname(path), 0o700)
+                    try:
+                        os.chmod(path, 0o700)
+                    except OSError:
+                        pass
+                    func(path)
+
+                for entry in os.listdir("/tmp"):
+                    full = os.path.join("/tmp", entry)
+                    if os.path.isdir(full) and not os.path.islink(full):
+                        shutil.rmtree(full, onerror=retry)
+                    else:
+                        os.unlink(full)
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+
+    # --- start-up probe ------------------------------------------------------------------------
+
+    def probe(self) -> dict:
+        """Try every layer in a throwaway child and report what held."""
+        secret = os.urandom(_proto.SECRET_BYTES)
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            report = {}
+            try:
+                os.close(r)
+                report = _probe_child(self)
+            except BaseException as exc:  # noqa: BLE001 - the report says what broke
+                report["error"] = repr(exc)
+            finally:
+                try:
+                    os.write(w, _proto.pack_record(secret, b"R", json.dumps(report).encode()))
+                finally:
+                    os._exit(0)
+        os.close(w)
+        data = b""
+        while True:
+            chunk = os.read(r, 1 << 16)
+            if not chunk:
+                break
+            data += chunk
+        os.close(r)
+        os.waitpid(pid, 0)
+        self.sweep()
+        records = _proto.RecordParser(secret).feed(data)
+        report = json.loads(records[0][1]) if records else {"error": "probe child wrote nothing"}
+        report["pid"] = os.getpid()
+        report["seccomp_error"] = self.seccomp_error
+        return report
+
+
+def _probe_child(server: Server) -> dict:
+    import socket
+
+    cfg = server.cfg
+    report: dict = {}
+    os.setsid()
+    # d. cgroups: the child is born in its server's cgroups
+    if cfg.get("cgroup_procs"):
+        try:
+            joined = []
+            for procs in cfg["cgroup_procs"]:
+                with open(procs) as f:
+                    if str(os.getpid()) in f.read().split():
+                        joined.append(procs)
+            report["cgroups"] = [len(joined) == len(cfg["cgroup_procs"]), f"in {len(joined)} cgroup(s)"]
+        except OSError as exc:
+            report["cgroups"] = [False, f"cannot read cgroup membership: {exc}"]
+    # c. namespaces: no network interface but loopback, read-only root, a private writable /tmp
+    if cfg.get("private_fs"):
+        problems = []
+        try:
+            names = sorted(name for _, name in socket.if_nameindex())
+            if names not in (["lo"], []):
+                problems.append(f"network interfaces {names}")
+        except OSError as exc:
+            problems.append(f"if_nameindex: {exc}")
+        for path in ("/usr/.mdrl-probe", "/.mdrl-probe"):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+                os.close(fd)
+                os.unlink(path)
+                problems.append(f"{path} is writable")
+            except OSError:
+                pass
+        report["namespaces"] = [not problems, "; ".join(problems) or "net, pid, ipc, uts, mount"]
+    # a. limits and an unprivileged uid
+    try:
+        _harness._set_limits(cfg)
+        if os.geteuid() == 0:
+            os.setgroups([])
+            os.setresgid(server.uid, server.uid, server.uid)
+            os.setresuid(server.uid, server.uid, server.uid)
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NPROC)
+        try:
+            resource.setrlimit(resource.RLIMIT_NPROC, (hard + 1, hard + 1))
+            raised = True
+        except (ValueError, OSError):
+            raised = False
+        ok = os.geteuid() != 0 and not raised and soft == cfg["nproc"]
+        detail = f"uid {os.geteuid()}, nproc {soft}" + (", limits can be raised" if raised else "")
+        report["limits"] = [ok, detail]
+    except OSError as exc:
+        report["limits"] = [False, f"cannot set limits or drop uid: {exc}"]
+    try:
+        os.listdir(os.path.dirname(os.__file__))
+        report["stdlib_readable"] = True
+    except OSError:
+        report["stdlib_readable"] = False
+    # b. seccomp
+    if server.installer is not None:
+        try:
+            server.installer.install()
+            try:
+                socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                report["seccomp"] = [False, "socket() still allowed after install"]
+            except PermissionError:
+                report["seccomp"] = [True, "x86_64 filter"]
+        except OSError as exc:
+            report["seccomp"] = [False, f"install failed: {exc}"]
+    return report
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(stat_path: str) -> float:
+    """User + system CPU time of a live process (all its threads), from /proc/PID/stat."""
+    try:
+        with open(stat_path, "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICKS
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        pass
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def _children() -> list[int]:
+    me = os.getpid()
+    try:
+        with open(f"/proc/{me}/task/{me}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        pass
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                if int(fields[1]) == me:
+                    found.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    return found
+
+
+def _describe_status(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = str(sig)
+        if sig == signal.SIGXCPU:
+            return "cpu time limit"
+        if sig == signal.SIGKILL:
+            return "killed by SIGKILL (memory cap, cpu limit or the program itself)"
+        return f"killed by {name}"
+    code = os.waitstatus_to_exitcode(status)
+    if code == 70:
+        return "sandbox setup failed"
+    return f"process exited with status {code}" if code else "process exited"
+
+
+def main() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C belongs to the trainer; it closes our stdin
+    try:
+        _seccomp.prctl(_seccomp.PR_SET_CHILD_SUBREAPER, 1)
+    except OSError:
+        pass
+    for name in _CONFIG.get("preload", _harness.PRELOAD):
+        try:
+            __import__(name)
+        except ImportError:
+            pass
+    for procs in _CONFIG.get("cgroup_procs", ()):
+        # Join this server's cgroups once: every child is then born inside them.
+        with open(procs, "w") as f:
+            f.write(str(os.getpid()))
+    server = Server(_CONFIG)
+    sys.path.remove(_HERE)
+    _harness.snapshot(server.preludes.values())
+    gc.collect()
+    gc.freeze()  # children then do not touch (and copy) the server's pages when they collect
+    while True:
+        job = _proto.read_frame(0)
+        if job is None:
+            break
+        try:
+            reply = server.run(job)
+        except Exception as exc:  # noqa: BLE001 - the client turns this into a failed result
+            reply = {"error": f"{type(exc).__name__}: {exc}"}
+        _proto.write_frame(1, reply)
+
+
+if __name__ == "__main__":
+    main()
