@@ -157,3 +157,23 @@ def test_templates():
         Template("chat").render("Q?")
     with pytest.raises(ValueError, match="unknown template"):
         Template("r2")
+
+
+def test_unavailable_verifier_raises_instead_of_scoring_zero():
+    from mdrl.domains.base import VerifierUnavailable
+
+    def verify(response, ground_truth, extra_info):
+        raise VerifierUnavailable("no sandbox layers")
+
+    def buggy(response, ground_truth, extra_info):
+        raise IndexError("bug")
+
+    instructions = {"en": "", "zh": ""}
+    register_domain(Domain(name="unavailable_test_domain", group="code", data_sources=(), verify=verify,
+                           instructions=instructions))
+    register_domain(Domain(name="buggy_test_domain", group="code", data_sources=(), verify=buggy,
+                           instructions=instructions))
+    with pytest.raises(VerifierUnavailable):
+        mdrl.compute_score("unavailable_test_domain", "<answer>x</answer>", "x")
+    result = mdrl.compute_score("buggy_test_domain", "<answer>x</answer>", "x")
+    assert result["score"] == 0.0 and result["reason"] == "verifier error: IndexError"

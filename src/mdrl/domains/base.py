@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from mdrl.verify.result import Verdict
+from mdrl.verify.result import Verdict, VerifierUnavailable  # noqa: F401  (re-exported)
 from mdrl.verify.shaping import RewardConfig
 
 LANGUAGES = ("en", "zh")

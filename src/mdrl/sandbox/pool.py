@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from mdrl.sandbox import _proto, layers
+from mdrl.verify.result import VerifierUnavailable
 from mdrl.sandbox.config import SandboxConfig
 from mdrl.sandbox.formats import (
     LEETCODE_PRELUDE,
@@ -38,7 +39,7 @@ _SERVER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_serv
 _REPLY_GRACE_S = 15.0  # beyond the run limit, before a silent server is declared hung
 
 
-class SandboxUnavailable(RuntimeError):
+class SandboxUnavailable(VerifierUnavailable):
     """The required isolation layers cannot work on this machine (and allow_insecure is off)."""
 
 

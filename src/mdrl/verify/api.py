@@ -6,7 +6,7 @@ import json
 import logging
 from typing import Any, Mapping
 
-from mdrl.domains.base import DataError
+from mdrl.domains.base import DataError, VerifierUnavailable
 from mdrl.domains.registry import domain_for_source
 from mdrl.verify.extract import as_text, assistant_turn
 from mdrl.verify.result import Verdict
@@ -42,7 +42,8 @@ def compute_score(
 
     `solution_str` may be the response alone or prompt + response. `reward` overrides the domain's
     default reward config (binary/proportional, format weight). Unknown data sources and malformed
-    ground truths raise (they are data errors); anything the model wrote yields score 0 and a reason.
+    ground truths raise (they are data errors), and so does a verifier that cannot run here
+    (`VerifierUnavailable`); anything the model wrote yields score 0 and a reason.
     """
     domain = domain_for_source(data_source)
     config = RewardConfig.from_mapping(reward) if reward is not None else domain.default_reward
@@ -59,7 +60,7 @@ def compute_score(
         else:
             try:
                 verdict = domain.verify(response, ground_truth, extra)
-            except DataError:
+            except (DataError, VerifierUnavailable):
                 raise
             except Exception as exc:  # a verifier bug must cost reward, never grant it
                 log.warning("verifier %s raised on a response: %r", domain.name, exc, exc_info=True)

@@ -6,6 +6,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+class VerifierUnavailable(RuntimeError):
+    """A verifier cannot run on this machine (e.g. no usable code sandbox). Raised, never scored:
+    silently giving every sample 0 would train on noise (the study's firejail fault)."""
+
+
 @dataclass(frozen=True)
 class Verdict:
     """Outcome of checking one response against one ground truth.
