@@ -14,6 +14,20 @@ from mdrl.verify.result import Verdict
 from mdrl.verify.shaping import RewardConfig, shape
 
 
+@pytest.fixture(autouse=True)
+def _isolated_registry():
+    """Domains registered by a test here must not leak into other test files' view of the registry."""
+    from mdrl.domains import registry
+
+    registry._ensure_loaded()
+    domains, sources = dict(registry._DOMAINS), dict(registry._SOURCES)
+    yield
+    registry._DOMAINS.clear()
+    registry._DOMAINS.update(domains)
+    registry._SOURCES.clear()
+    registry._SOURCES.update(sources)
+
+
 @pytest.mark.parametrize(
     "text,expected",
     [
