@@ -22,3 +22,10 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at IN
 
 app.command("score", help=_score.__doc__)(_score.score)
 # Sub-command groups register below, one line each.
+app.add_typer(__import__("mdrl.commands.data", fromlist=["app"]).app, name="data")
+app.add_typer(__import__("mdrl.commands.eval", fromlist=["app"]).app, name="eval")
+app.command("serve")(__import__("mdrl.commands.serve", fromlist=["serve"]).serve)
+app.command("study")(__import__("mdrl.commands.study", fromlist=["study"]).study)
+app.command("train", help=__import__("mdrl.commands.train", fromlist=["train"]).__doc__)(__import__("mdrl.commands.train", fromlist=["train"]).train)
+app.add_typer(__import__("mdrl.commands.tiny", fromlist=["app"]).app, name="tiny")
+app.command("demo", help=__import__("mdrl.commands.demo", fromlist=["demo"]).__doc__)(__import__("mdrl.commands.demo", fromlist=["demo"]).demo)

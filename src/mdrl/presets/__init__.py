@@ -1,0 +1,1 @@
+"""Packaged training presets (YAML): `mdrl train --preset <name>`; list them with `--list-presets`."""

@@ -1,0 +1,316 @@
+"""veRL engine: parquet export, launch.sh overrides, and the reward module through veRL's own code.
+
+The tests that import veRL skip where it is not installed. Where it is (a CPU install of verl 0.9 with
+--no-deps plus ray, tensordict, omegaconf is enough), the study's test rows are read by veRL's
+RLHFDataset and scored by veRL's reward managers calling mdrl's module, as in a real run.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from mdrl.data import load_source, read_verl_parquet
+from mdrl.domains import DataError
+from mdrl.train.config import load_config
+from mdrl.train.verl_engine import REWARD_MODULE, hydra_overrides, prepare_verl
+from mdrl.train.verl_reward import RESULT_KEYS, compute_score
+
+VERL_COLUMNS = {"data_source", "prompt", "ability", "reward_model", "extra_info"}
+
+
+def _config(tmp_path: Path, *overrides: str):
+    return load_config(
+        "paper",
+        overrides=[
+            f"run.output_dir={tmp_path / 'run'}",
+            "data.sources=[]",
+            "data.mix=countdown:1,knights_knaves:1",
+            "data.n=24",
+            "data.val_sources=[]",
+            "data.val_n=6",
+            "data.difficulty.knights_knaves=3-4",
+            "data.difficulty.countdown=3-4",
+            *overrides,
+        ],
+    )
+
+
+def _overrides(prep) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in prep.overrides)
+
+
+def test_prepare_writes_parquet_reward_config_and_launch_script(tmp_path):
+    prep = prepare_verl(_config(tmp_path, "reward.domains.knights_knaves.mode=proportional"))
+    values = _overrides(prep)
+    assert values["algorithm.adv_estimator"] == "grpo"
+    assert values["actor_rollout_ref.rollout.n"] == "5"
+    assert values["data.train_batch_size"] == "256"
+    assert (values["data.max_prompt_length"], values["data.max_response_length"]) == ("512", "8192")
+    assert values["actor_rollout_ref.actor.optim.lr"] == "1e-06"
+    assert values["actor_rollout_ref.actor.use_kl_loss"] == "True"
+    assert values["actor_rollout_ref.actor.kl_loss_coef"] == "0.001"
+    assert values["actor_rollout_ref.actor.kl_loss_type"] == "low_var_kl"
+    assert values["actor_rollout_ref.actor.ppo_mini_batch_size"] == "32"
+    assert (values["trainer.n_gpus_per_node"], values["trainer.nnodes"]) == ("8", "1")
+    assert values["trainer.total_epochs"] == "10"
+    assert values["data.shuffle"] == "True"
+    assert values["reward.custom_reward_function.path"] == str(REWARD_MODULE)
+    assert values["reward.custom_reward_function.name"] == "compute_score"
+    assert Path(values["data.train_files"]) == prep.train_file.resolve()
+    reward = json.loads(prep.reward_config.read_text())
+    assert reward["knights_knaves"] == {"mode": "proportional", "format_weight": 0.0}
+    assert values["+reward.custom_reward_function.reward_kwargs.reward_config"] == str(
+        prep.reward_config.resolve()
+    )
+    script = prep.script.read_text()
+    assert script.startswith("#!/usr/bin/env bash") and "python3 -m verl.trainer.main_ppo" in script
+    assert prep.script.stat().st_mode & 0o111
+    assert (prep.run_dir / "config.yaml").is_file()
+
+
+def test_curriculum_launch_disables_shuffling_and_keeps_order(tmp_path):
+    prep = prepare_verl(_config(tmp_path, "data.curriculum=difficulty"))
+    assert _overrides(prep)["data.shuffle"] == "False"
+    difficulties = [p.difficulty for p in read_verl_parquet(prep.train_file)]
+    assert difficulties == sorted(difficulties) and len(set(difficulties)) == 2
+
+
+def test_hydra_overrides_follow_the_config(tmp_path):
+    config = _config(
+        tmp_path,
+        "grpo.beta=0",
+        "grpo.max_steps=7",
+        "verl.nnodes=4",
+        "verl.n_gpus_per_node=4",
+        "verl.extra_overrides=[trainer.val_before_train=False]",
+    )
+    values = dict(
+        o.split("=", 1)
+        for o in hydra_overrides(config, Path("t.parquet"), Path("v.parquet"), None, "m", Path("ck"))
+    )
+    assert values["actor_rollout_ref.actor.use_kl_loss"] == "False"
+    assert values["trainer.total_training_steps"] == "7"
+    assert (values["trainer.nnodes"], values["trainer.n_gpus_per_node"]) == ("4", "4")
+    assert values["trainer.val_before_train"] == "False"  # the extra override comes last and wins
+    assert "+reward.custom_reward_function.reward_kwargs.reward_config" not in values
+
+
+def test_parquet_has_the_verl_schema_and_reads_back(tmp_path):
+    prep = prepare_verl(_config(tmp_path))
+    table = pq.read_table(prep.train_file)
+    assert VERL_COLUMNS <= set(table.column_names)
+    rows = table.to_pylist()
+    assert {row["data_source"] for row in rows} == {"countdown", "kk_logic"}  # the study's names
+    assert all(row["prompt"][0]["role"] == "user" and row["reward_model"]["style"] == "rule" for row in rows)
+    problems = read_verl_parquet(prep.train_file)
+    assert len(problems) == 24
+    for problem in problems:  # the exported ground truth scores the reference exactly as veRL will
+        assert compute_score(problem.data_source, problem.reference, problem.ground_truth)["score"] == 1.0
+
+
+# ---------------------------------------------------------------------------- the reward module contract
+
+
+def test_reward_module_has_the_verl_signature():
+    params = inspect.signature(compute_score).parameters
+    assert list(params)[:4] == ["data_source", "solution_str", "ground_truth", "extra_info"]
+    assert params["extra_info"].default is None
+    assert any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def test_reward_module_returns_the_same_keys_for_every_domain(paper_data):
+    results = []
+    for source in (
+        "paper:countdown/test?n=2",
+        "paper:kk/test?n=2",
+        "paper:zebra/test?n=2",
+        "paper:deepscaler/test?n=2",
+    ):
+        for problem in load_source(source):
+            # veRL adds its own keys to extra_info and may pass more keyword arguments.
+            extra = {**problem.extra_info, "num_turns": None, "rollout_reward_scores": {}}
+            good = compute_score(
+                problem.data_source,
+                problem.reference,
+                problem.ground_truth,
+                extra,
+                reward_router_address=None,
+            )
+            bad = compute_score(
+                problem.data_source, "<think>hmm</think><answer>nothing</answer>", problem.ground_truth, extra
+            )
+            assert (good["score"], good["acc"]) == (1.0, True), (source, good)
+            assert bad["score"] == 0.0 and bad["acc"] is False
+            results += [good, bad]
+    assert all(tuple(result) == RESULT_KEYS for result in results)
+
+
+def test_reward_config_file_selects_the_variant(tmp_path):
+    problem = load_source("knights_knaves:3?n=1&seed=2")[0]
+    answer = problem.reference[problem.reference.index("<answer>") :]
+    first = answer.splitlines()[0]
+    partly = problem.reference.replace(
+        first, first.replace("knight", "KNAVE").replace("knave", "knight").replace("KNAVE", "knave")
+    )
+    config = tmp_path / "reward.json"
+    config.write_text(json.dumps({"knights_knaves": {"mode": "proportional", "format_weight": 0.0}}))
+    binary = compute_score(problem.data_source, partly, problem.ground_truth)
+    proportional = compute_score(problem.data_source, partly, problem.ground_truth, reward_config=str(config))
+    assert binary["score"] == 0.0
+    assert proportional["score"] == pytest.approx(2 / 3)
+
+
+def test_malformed_ground_truth_is_a_data_error():
+    with pytest.raises(DataError):
+        compute_score("countdown", "<answer>1+2</answer>", "{not json")
+
+
+# ---------------------------------------------------------------------------- through veRL's own code
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory):
+    """A small byte-level BPE tokenizer (mdrl.tiny) that decodes every response exactly."""
+    from transformers import AutoTokenizer
+
+    from mdrl.tiny import build_tokenizer
+
+    corpus = [
+        p.reference or "" for s in ("paper:countdown/test?n=8", "paper:kk/test?n=8") for p in load_source(s)
+    ]
+    folder = tmp_path_factory.mktemp("tok")
+    build_tokenizer(
+        corpus + ["Solve it. <think> </think> <answer> </answer>"], vocab_size=400
+    ).save_pretrained(folder)
+    return AutoTokenizer.from_pretrained(folder)
+
+
+def _verl_batch(tokenizer, files: list[str], responses: list[str], tmp_path: Path):
+    """Rows read by veRL's RLHFDataset, collated by veRL, with tokenized responses attached."""
+    import torch
+    from omegaconf import OmegaConf
+    from verl import DataProto
+    from verl.utils.dataset.rl_dataset import RLHFDataset, collate_fn
+
+    config = OmegaConf.create(
+        {
+            "max_prompt_length": 4096,
+            "filter_overlong_prompts": False,
+            "cache_dir": str(tmp_path / "cache"),
+            "return_raw_chat": True,
+        }
+    )
+    dataset = RLHFDataset(files, tokenizer, config)
+    items = [dataset[i] for i in range(len(responses))]
+    batch = collate_fn(items)
+    prompt_ids = [tokenizer("prompt", add_special_tokens=False)["input_ids"]] * len(responses)
+    response_ids = [tokenizer(r, add_special_tokens=False)["input_ids"] for r in responses]
+    width_p = max(map(len, prompt_ids))
+    width_r = max(map(len, response_ids))
+    pad = tokenizer.pad_token_id
+    prompts = torch.tensor([[pad] * (width_p - len(p)) + p for p in prompt_ids])
+    resp = torch.tensor([r + [pad] * (width_r - len(r)) for r in response_ids])
+    mask = torch.tensor(
+        [
+            [0] * (width_p - len(p)) + [1] * len(p) + [1] * len(r) + [0] * (width_r - len(r))
+            for p, r in zip(prompt_ids, response_ids)
+        ]
+    )
+    non_tensors = {k: v for k, v in batch.items() if not isinstance(v, torch.Tensor)}
+    return DataProto.from_dict(
+        tensors={"prompts": prompts, "responses": resp, "attention_mask": mask}, non_tensors=non_tensors
+    ), dataset
+
+
+@pytest.mark.slow
+def test_study_rows_score_through_verls_reward_managers(paper_data, tokenizer, tmp_path):
+    pytest.importorskip("verl.workers.reward_manager", reason="veRL is not installed")
+    pytest.importorskip("verl.utils.dataset.rl_dataset", reason="veRL is not installed")
+    from omegaconf import OmegaConf
+    from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager as LoopNaive
+    from verl.trainer.ppo.reward import get_custom_reward_fn
+    from verl.workers.reward_manager import NaiveRewardManager
+
+    reward_json = tmp_path / "reward.json"
+    reward_json.write_text(json.dumps({"knights_knaves": {"mode": "proportional", "format_weight": 0.0}}))
+    config = OmegaConf.create(
+        {
+            "reward": {
+                "custom_reward_function": {
+                    "path": str(REWARD_MODULE),
+                    "name": "compute_score",
+                    "reward_kwargs": {"reward_config": str(reward_json)},
+                }
+            }
+        }
+    )
+    score_fn = get_custom_reward_fn(config)  # veRL's own loader: by file path, kwargs merged in
+
+    results = {}
+    for name, source in (
+        ("countdown", "paper:countdown/test"),
+        ("kk", "paper:kk/test"),
+        ("zebra", "paper:zebra/test"),
+    ):
+        problems = load_source(f"{source}?n=3")
+        wrong = "<think>guess</think>\n<answer> nothing here </answer>"
+        responses = [problems[0].reference, wrong, problems[2].reference]
+        data, dataset = _verl_batch(tokenizer, [str(paper_data / name / "test.parquet")], responses, tmp_path)
+        # veRL read the study's row itself: same data_source and ground truth as mdrl's loader saw.
+        assert dataset[0]["data_source"] == problems[0].data_source
+
+        legacy = NaiveRewardManager(tokenizer, num_examine=0, compute_score=score_fn)
+        out = legacy(data, return_dict=True)
+        rewards = out["reward_tensor"].sum(dim=-1).tolist()
+        assert rewards == [1.0, 0.0, 1.0], (name, rewards, out["reward_extra_info"]["reason"])
+        assert set(out["reward_extra_info"]) >= set(RESULT_KEYS)
+
+        loop = LoopNaive(config, tokenizer, score_fn)
+        singles = [
+            loop.loop.run_until_complete(loop.run_single(data[i : i + 1])) for i in range(len(responses))
+        ]
+        assert [s["reward_score"] for s in singles] == [1.0, 0.0, 1.0]
+        # veRL's reward loop stacks extra info by the first result's keys: every result must share them.
+        keys = list(singles[0]["reward_extra_info"])
+        stacked = {k: np.array([s["reward_extra_info"][k] for s in singles]) for k in keys}
+        assert stacked["acc"].tolist() == [True, False, True]
+        results[name] = rewards
+    assert set(results) == {"countdown", "kk", "zebra"}
+
+
+@pytest.mark.slow
+def test_exported_mixture_loads_in_verls_dataset_and_scores(tokenizer, tmp_path):
+    pytest.importorskip("verl.utils.dataset.rl_dataset", reason="veRL is not installed")
+    from omegaconf import OmegaConf
+    from verl.trainer.ppo.reward import get_custom_reward_fn
+    from verl.workers.reward_manager import NaiveRewardManager
+
+    prep = prepare_verl(_config(tmp_path))
+    problems = read_verl_parquet(prep.train_file)[:6]
+    responses = [
+        p.reference if i % 3 else "<think>?</think><answer>none</answer>" for i, p in enumerate(problems)
+    ]
+    data, dataset = _verl_batch(tokenizer, [str(prep.train_file)], responses, tmp_path)
+    item = dataset[0]
+    assert item["raw_prompt"][0]["role"] == "user" and item["reward_model"]["style"] == "rule"
+    assert item["index"] == 0 and item["data_source"] == problems[0].data_source
+    config = OmegaConf.create(
+        {
+            "reward": {
+                "custom_reward_function": {
+                    "path": str(REWARD_MODULE),
+                    "name": "compute_score",
+                    "reward_kwargs": {"reward_config": str(prep.reward_config)},
+                }
+            }
+        }
+    )
+    manager = NaiveRewardManager(tokenizer, num_examine=0, compute_score=get_custom_reward_fn(config))
+    rewards = manager(data, return_dict=True)["reward_tensor"].sum(dim=-1).tolist()
+    assert rewards == [0.0 if i % 3 == 0 else 1.0 for i in range(6)]
