@@ -1,0 +1,117 @@
+"""One command after installation: build (or reuse) the embedded tiny models, run a bounded study on
+generated data (baselines, single-domain and mixed GRPO cells, the evaluation matrix), and print the
+tables and the path of the HTML report. About 15 minutes on 2 CPU cores; `--full` runs the whole tiny
+grid (hours)."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from pathlib import Path
+from typing import Any
+
+import typer
+
+log = logging.getLogger(__name__)
+
+DEMO_PRESET = "study_demo.yaml"
+#: `--full`: base and instruct x every subset of {math, code, puzzle} x 3 seeds = 42 cells + 2 baselines.
+FULL_GRID: dict[str, Any] = {
+    "name": "demo-full",
+    "models": [{"name": "base", "path": "tiny:base", "kind": "base"},
+               {"name": "instruct", "path": "tiny:instruct", "kind": "instruct"}],
+    # every non-empty subset of the three groups; puzzle is Knights & Knaves (see study_demo.yaml)
+    "mixtures": [{"name": "+".join(name for name, _ in combo), "mix": ",".join(mix for _, mix in combo)}
+                 for size in (1, 2, 3) for combo in itertools.combinations(
+                     [("math", "math:1"), ("code", "code:1"), ("puzzle", "knights_knaves:1")], size)],
+    "seeds": [0, 1, 2],
+}
+#: `--fast` (tests): one cell, two-item suites, one GRPO step, eight new tokens.
+FAST_GRID: dict[str, Any] = {
+    "name": "demo-fast",
+    "models": [{"name": "base", "path": "tiny:base", "kind": "base"}],
+    "mixtures": ["math"],
+    "suites": ["gen:countdown:3:2:7", "gen:code:1:2:7"],
+    "data": {"n": 4},
+    "train": {"grpo": {"max_steps": 1, "num_generations": 2, "train_batch_size": 2, "micro_batch_size": 2,
+                       "max_completion_length": 8},
+              "run": {"save_steps": 1}},
+    "eval": {"sampling": {"temperature": 0.0, "max_new_tokens": 8}},
+}
+
+
+def demo_config(models_dir: Path, full: bool = False, fast: bool = False) -> dict[str, Any]:
+    """The demo study as a mapping: the packaged preset (+ the full or fast grid), with `tiny:base` /
+    `tiny:instruct` pointing at the models built in `models_dir`."""
+    import yaml
+
+    from mdrl.commands.study import preset_folder
+    from mdrl.study.config import deep_merge
+
+    mapping = yaml.safe_load((preset_folder() / DEMO_PRESET).read_text(encoding="utf-8"))
+    if full:
+        mapping = deep_merge(mapping, FULL_GRID)
+    if fast:
+        mapping = deep_merge(mapping, FAST_GRID)
+    models = []
+    for model in mapping["models"]:
+        path = str(model["path"])
+        if path.startswith("tiny:"):
+            model = {**model, "path": str(models_dir / path.split(":", 1)[1])}
+        models.append(model)
+    mapping["models"] = models
+    return mapping
+
+
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Study folder; re-run to resume."),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir",
+                                          help="Where the tiny models are built once and reused "
+                                               "(default: ~/.cache/mdrl/tiny, or $MDRL_CACHE_DIR/tiny)."),
+    full: bool = typer.Option(False, "--full", help="The complete tiny grid: base and instruct x math, code, "
+                                                    "puzzle, all pairs and all three x 3 seeds (hours on CPU)."),
+    runner: str | None = typer.Option(None, "--runner", help="package.module:factory giving your own CellRunner."),
+    fast: bool = typer.Option(False, "--fast", hidden=True,
+                              help="Seconds-long models and grid, to test the wiring (numbers mean nothing)."),
+    threads: int = typer.Option(1, "--threads", min=1,
+                                help="torch CPU threads for training and evaluation. A 1M-parameter model "
+                                     "gains little from more, and on a busy machine extra threads thrash."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars with ETA on stderr."),
+) -> None:
+    """Build (or reuse) the tiny models, run a bounded tiny study, print the tables and the report path."""
+    import time
+
+    import torch
+
+    from mdrl.commands.tiny import build_with_progress, load_recipe
+    from mdrl.study.config import StudyConfig, StudyConfigError
+    from mdrl.study.runner import StudyLockedError, load_runner, run_study
+    from mdrl.tiny.recipe import accuracy_table, default_cache_dir
+
+    started = time.perf_counter()
+    models_dir = (cache_dir or default_cache_dir()) / ("fast" if fast else "")
+    record = build_with_progress(models_dir, load_recipe(None, fast), progress=progress)
+    typer.echo("Tiny models, held-out success before RL:")
+    typer.echo(accuracy_table(record))
+    try:
+        config = StudyConfig.from_mapping(demo_config(models_dir, full, fast))
+        cell_runner = load_runner(runner, config) if runner else None
+    except (StudyConfigError, ImportError, ValueError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    torch.set_num_threads(threads)
+    jobs = len(config.cells()) + (len(config.baselines()) if config.baseline else 0)
+    typer.echo(f"{config.name}: {jobs} jobs (training cells and baseline evaluations) in {out}", err=True)
+    try:
+        results = run_study(config, out, runner=cell_runner, progress=progress)
+    except StudyLockedError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(3) from None
+    typer.echo(results.markdown)
+    counts = results.counts
+    typer.echo(f"ran {counts['ran']}, skipped {counts['skipped']}, failed {counts['failed']} "
+               f"of {counts['planned']} jobs in {time.perf_counter() - started:.0f} s")
+    for failure in results.failed:
+        typer.echo(f"failed: {failure['cell_id']}: {failure['error']}", err=True)
+    typer.echo(f"report: {results.report_path}")
+    if results.failed:
+        raise typer.Exit(1)

@@ -1,0 +1,141 @@
+"""`mdrl tiny build` and `mdrl demo`: the recipe builds real (tiny, untrained in --fast) models, the demo wires
+them into a study and prints the tables and the report path. The fast tests plug a recording CellRunner
+(training and evaluation are covered by the train/eval/study tests); the slow test runs the real demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from mdrl.cli import app
+from mdrl.commands.demo import demo_config
+from mdrl.study.config import StudyConfig
+from mdrl.tiny.recipe import RECIPE_FILE, TinyRecipe, build_models, read_built
+
+CALLS: list[tuple[str, str]] = []
+
+
+class RecordingRunner:
+    """Trains nothing: the checkpoint is the starting model; evaluation scores 0.5 after training, 0.25
+    before, so the tables can be checked against what the runner was given."""
+
+    def __init__(self, config: StudyConfig) -> None:
+        self.config = config
+
+    def model_path(self, model: Any, work_dir: Path) -> str:
+        CALLS.append(("model", model.path))
+        return model.path
+
+    def train(self, cell: Any, model_path: str, settings: Any, work_dir: Path) -> dict[str, Any]:
+        CALLS.append(("train", f"{cell.mixture.name}:{settings['data']['template']}"))
+        work_dir.mkdir(parents=True, exist_ok=True)
+        return {"checkpoint": str(work_dir)}
+
+    def evaluate(self, model_path: str, suites: Any, template: str, lang: str, work_dir: Path) -> dict[str, Any]:
+        trained = "/cells/" in model_path
+        return {suite: {"accuracy": 0.5 if trained else 0.25, "n_items": 2} for suite in suites}
+
+
+@pytest.fixture(scope="module")
+def fast_models(tmp_path_factory) -> tuple[Path, dict[str, Any]]:
+    out = tmp_path_factory.mktemp("tiny-cache")
+    return out, build_models(out / "fast", TinyRecipe().fast())
+
+
+def test_fast_recipe_writes_loadable_base_and_instruct_models(fast_models):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    cache, record = fast_models
+    folder = cache / "fast"
+    assert read_built(folder, TinyRecipe().fast()) == record
+    assert read_built(folder, TinyRecipe()) is None  # another recipe is not a cache hit
+    for flavour, template in (("base", "r1-base"), ("instruct", "chat")):
+        model = AutoModelForCausalLM.from_pretrained(folder / flavour)
+        tokenizer = AutoTokenizer.from_pretrained(folder / flavour)
+        assert model.config.model_type == "qwen2"
+        assert tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False,
+                                             add_generation_prompt=True).endswith("<|im_start|>assistant\n")
+        assert json.loads((folder / flavour / "mdrl_tiny.json").read_text())["template"] == template
+        stored = json.loads((folder / flavour / RECIPE_FILE).read_text())
+        assert TinyRecipe.from_dict(stored["recipe"]) == TinyRecipe().fast()
+    for flavour in ("base", "instruct"):
+        assert set(record["accuracy"][flavour]) == set(TinyRecipe().sources)
+        for numbers in record["accuracy"][flavour].values():
+            assert 0.0 <= numbers["greedy"] <= 1.0 and 0.0 <= numbers["t1"] <= 1.0
+    # the instruct model is the base model trained further, not a copy
+    base = (folder / "base" / "model.safetensors").read_bytes()
+    assert base != (folder / "instruct" / "model.safetensors").read_bytes()
+
+
+def test_recipe_round_trips_through_json():
+    recipe = TinyRecipe()
+    assert TinyRecipe.from_dict(json.loads(json.dumps(recipe.to_dict()))) == recipe
+
+
+def test_demo_config_points_tiny_models_at_the_cache(tmp_path):
+    small = StudyConfig.from_mapping(demo_config(tmp_path))
+    assert {m.path for m in small.models} <= {str(tmp_path / "base"), str(tmp_path / "instruct")}
+    full = StudyConfig.from_mapping(demo_config(tmp_path, full=True))
+    assert {m.path for m in full.models} == {str(tmp_path / "base"), str(tmp_path / "instruct")}
+    assert {m.name for m in full.mixtures} == {"math", "code", "puzzle", "math+code", "math+puzzle",
+                                               "code+puzzle", "math+code+puzzle"}
+    assert len(full.cells()) == 2 * 7 * 3 and len(full.baselines()) == 2
+    assert len(small.cells()) < len(full.cells())
+
+
+def test_demo_cli_builds_once_runs_the_grid_and_prints_the_report(fast_models, tmp_path):
+    cache, _ = fast_models
+    CALLS.clear()
+    args = ["demo", "--fast", "--cache-dir", str(cache), "--out", str(tmp_path / "study"), "--no-progress",
+            "--runner", "test_demo:RecordingRunner"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "reusing" in result.output  # the models built by the fixture are the cache
+    assert ("model", str(cache / "fast" / "base")) in CALLS
+    assert [c for c in CALLS if c[0] == "train"] == [("train", "math:r1-base")]
+    report = Path(result.output.strip().splitlines()[-1].removeprefix("report: "))
+    assert report.is_file() and report.suffix == ".html"
+    results = json.loads((tmp_path / "study" / "results.json").read_text())
+    assert "math" in json.dumps(results)
+    assert "| base | countdown:3 |" in result.output  # the accuracy table of the tiny models
+
+    CALLS.clear()
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert not [c for c in CALLS if c[0] == "train"]  # resumed: the finished cell is skipped
+    assert "skipped 2" in again.output
+
+
+def test_tiny_build_cli_reuses_a_finished_build(fast_models):
+    cache, record = fast_models
+    result = CliRunner().invoke(app, ["tiny", "build", "--fast", "--out", str(cache / "fast"), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "reusing" in result.output
+    assert f"{record['parameters']:,} parameters" in result.output
+    assert "| instruct | knights_knaves:2 |" in result.output
+
+
+def test_fast_recipe_is_deterministic(fast_models, tmp_path):
+    cache, _ = fast_models
+    build_models(tmp_path / "again", TinyRecipe().fast())
+    for flavour in ("base", "instruct"):
+        assert (tmp_path / "again" / flavour / "model.safetensors").read_bytes() == \
+            (cache / "fast" / flavour / "model.safetensors").read_bytes()
+
+
+@pytest.mark.slow
+def test_real_demo_finishes_within_budget(tmp_path):
+    """The real thing on this machine: tiny models built from scratch, the default demo grid, the report."""
+    started = time.perf_counter()
+    env = {**os.environ, "MDRL_CACHE_DIR": str(tmp_path / "cache")}
+    result = CliRunner(env=env).invoke(app, ["demo", "--out", str(tmp_path / "study"), "--no-progress"])
+    elapsed = time.perf_counter() - started
+    assert result.exit_code == 0, result.output
+    assert Path(result.output.strip().splitlines()[-1].removeprefix("report: ")).is_file()
+    assert elapsed < 15 * 60 * max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1)), f"{elapsed:.0f} s"
