@@ -35,6 +35,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from mdrl.train.config import deep_merge
+
 MODEL_KINDS = ("base", "instruct")
 #: The template a model is trained and evaluated with when the grid says `auto`.
 AUTO_TEMPLATE = {"base": "r1-base", "instruct": "chat"}
@@ -577,17 +579,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
-
-
-def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
-    """`update` over `base`; nested mappings merge key by key, anything else is replaced."""
-    merged = dict(base)
-    for key, value in update.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def config_hash(settings: Mapping[str, Any]) -> str:
