@@ -33,6 +33,21 @@ SERVER_ALLOWANCE_MB = 64
 
 # --- bubblewrap --------------------------------------------------------------------------------
 
+#: Where host paths that the private mounts would hide (a checkout or venv under /tmp) appear
+#: inside the namespace.
+HIDDEN_HOST_ALIAS = "/.mdrl-host"
+_PRIVATE_MOUNTS = ("/tmp", "/dev/shm", "/proc", "/dev")
+
+
+def inside_path(path: str) -> str:
+    """The path under which host `path` is visible inside the bubblewrap namespace."""
+    real = os.path.realpath(path)
+    for private in _PRIVATE_MOUNTS:
+        if real == private or real.startswith(private + "/"):
+            return HIDDEN_HOST_ALIAS + real
+    return real
+
+
 def _bind_roots(extra_paths: list[str]) -> list[str]:
     """Host paths the servers need: system directories, the interpreter, and sys.path entries.
     Home directories, /tmp, /work, /srv and the like are not mounted at all."""
@@ -65,12 +80,13 @@ def bwrap_prefix(cfg, *, as_root: bool, cgroup_dirs: list[str], python: str) -> 
             args += ["--ro-bind", host, host]
     extra = [p for p in sys.path if p and os.path.isdir(p)]
     extra.append(os.path.dirname(os.path.realpath(python)))
+    extra.append(os.path.dirname(os.path.realpath(__file__)))  # the fork server script lives here
     roots = _bind_roots(extra)
     made: set[str] = set()
     for root in roots:
         # Parents bwrap would create itself get the host's mode (0700 for /root): make them 0755,
         # or an unprivileged uid could not reach the interpreter below them.
-        parent = os.path.dirname(root)
+        parent = os.path.dirname(inside_path(root))
         chain = []
         while parent not in ("/", "") and parent not in made:
             chain.append(parent)
@@ -79,7 +95,7 @@ def bwrap_prefix(cfg, *, as_root: bool, cgroup_dirs: list[str], python: str) -> 
             args += ["--perms", "0755", "--dir", path]
             made.add(path)
     for root in roots:
-        args += ["--ro-bind", root, root]
+        args += ["--ro-bind", root, inside_path(root)]
     args += ["--proc", "/proc", "--dev", "/dev",
              "--perms", "1777", "--size", str(cfg.tmp_size_mb << 20), "--tmpfs", "/tmp",
              "--perms", "1777", "--size", str(1 << 20), "--tmpfs", "/dev/shm"]

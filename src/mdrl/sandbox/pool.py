@@ -207,7 +207,7 @@ class Sandbox:
             if prefix is None:
                 notes["namespaces"] = "bwrap is not installed"
             else:
-                bwrap_ok, why = layers.bwrap_works(prefix, self._python)
+                bwrap_ok, why = layers.bwrap_works(prefix, layers.inside_path(self._python))
                 if not bwrap_ok:
                     notes["namespaces"] = why
         else:
@@ -266,7 +266,12 @@ class Sandbox:
             "preludes": [LEETCODE_PRELUDE],
             "sys_path": [p for p in sys.path if p and os.path.isdir(p)],
         }
-        argv = [self._python, "-I", _SERVER_SCRIPT, json.dumps(server_cfg)]
+        script, python = _SERVER_SCRIPT, self._python
+        if self._bwrap:
+            # Host paths under /tmp are hidden by the private /tmp: use their alias inside.
+            server_cfg["sys_path"] = [layers.inside_path(p) for p in server_cfg["sys_path"]]
+            script, python = layers.inside_path(script), layers.inside_path(python)
+        argv = [python, "-I", script, json.dumps(server_cfg)]
         if self._bwrap:
             prefix = layers.bwrap_prefix(cfg, as_root=self._as_root, cgroup_dirs=cg_dirs, python=self._python)
             assert prefix is not None
