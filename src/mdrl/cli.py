@@ -8,7 +8,8 @@ import os
 
 import typer
 
-from mdrl.commands import score as _score
+from mdrl.commands import data, demo, score, serve, study, tiny, train
+from mdrl.commands import eval as evaluation
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="mdrl: multi-domain RL with verifiable rewards.")
@@ -20,12 +21,11 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at IN
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-app.command("score", help=_score.__doc__)(_score.score)
-# Sub-command groups register below, one line each.
-app.add_typer(__import__("mdrl.commands.data", fromlist=["app"]).app, name="data")
-app.add_typer(__import__("mdrl.commands.eval", fromlist=["app"]).app, name="eval")
-app.command("serve")(__import__("mdrl.commands.serve", fromlist=["serve"]).serve)
-app.command("study")(__import__("mdrl.commands.study", fromlist=["study"]).study)
-app.command("train", help=__import__("mdrl.commands.train", fromlist=["train"]).__doc__)(__import__("mdrl.commands.train", fromlist=["train"]).train)
-app.add_typer(__import__("mdrl.commands.tiny", fromlist=["app"]).app, name="tiny")
-app.command("demo", help=__import__("mdrl.commands.demo", fromlist=["demo"]).__doc__)(__import__("mdrl.commands.demo", fromlist=["demo"]).demo)
+app.command("score", help=score.__doc__)(score.score)
+app.command("train", help=train.__doc__)(train.train)
+app.command("serve")(serve.serve)
+app.command("study")(study.study)
+app.command("demo", help=demo.__doc__)(demo.demo)
+app.add_typer(data.app, name="data")
+app.add_typer(evaluation.app, name="eval")
+app.add_typer(tiny.app, name="tiny")
