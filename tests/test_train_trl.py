@@ -167,13 +167,21 @@ def test_chat_template_prompts_train_as_conversations(tiny_model, tmp_path):
     assert [m["step"] for m in read_jsonl(out / "metrics.jsonl")] == [1, 2]
 
 
-def test_shuffled_epochs_differ_but_cover_every_prompt(tiny_model, tmp_path):
+def test_shuffled_epochs_differ_but_keep_every_batch_mixed():
+    from mdrl.data import max_prefix_deviation
     from mdrl.train.plan import epoch_order
 
-    order = epoch_order(10, 2, shuffled=True, seed=0)
-    first, second = [i for e, i in order if e == 0], [i for e, i in order if e == 1]
-    assert sorted(first) == sorted(second) == list(range(10)) and first != second
-    assert epoch_order(10, 2, shuffled=False, seed=0) == [(e, i) for e in range(2) for i in range(10)]
+    domains = ["a", "b", "b", "a", "b", "b", "a", "b", "b", "b", "a", "b"]  # 4 a : 8 b, as built
+    order = epoch_order(domains, 3, shuffled=True, seed=0)
+    epochs = [[item for e, item in order if e == epoch] for epoch in range(3)]
+    assert epochs[0] == list(range(12))  # the built order first
+    assert all(sorted(items) == list(range(12)) for items in epochs) and epochs[1] != epochs[2] != epochs[0]
+    for items in epochs[1:]:  # reshuffled within each domain, but still interleaved 1:2
+        assert (
+            max_prefix_deviation([domains[i] for i in items], {"a": 1 / 3, "b": 2 / 3}, min_prefix=3) <= 1 / 3
+        )
+    unshuffled = epoch_order(domains, 2, shuffled=False, seed=0)
+    assert unshuffled == [(e, i) for e in range(2) for i in range(12)]
 
 
 def test_changed_settings_refuse_to_continue_a_run(tiny_model, tmp_path):

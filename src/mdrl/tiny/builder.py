@@ -61,9 +61,9 @@ def build_tokenizer(corpus: Iterable[str], vocab_size: int = 1024):
         pad_token="<|endoftext|>",
         bos_token=None,
         additional_special_tokens=["<|im_start|>"],
+        padding_side="left",  # saved with the tokenizer: batched generation needs left padding
     )
     fast.chat_template = CHAT_TEMPLATE
-    fast.padding_side = "left"
     return fast
 
 

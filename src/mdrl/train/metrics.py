@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from transformers import TrainerCallback
+from transformers.trainer_callback import ProgressCallback
 
 log = logging.getLogger(__name__)
 
@@ -183,3 +184,21 @@ def domain_shares(rows: Iterable[dict[str, Any]]) -> dict[int, dict[str, float]]
         epoch: {d: c / sum(found.values()) for d, c in sorted(found.items())}
         for epoch, found in sorted(counts.items())
     }
+
+
+class RewardProgress(ProgressCallback):
+    """TRL's progress bar (steps, elapsed, ETA) with the latest reward and accuracy as its postfix,
+    instead of printing every log dict below it: metrics.jsonl and TensorBoard have those."""
+
+    def on_log(
+        self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
+        if not state.is_world_process_zero or self.training_bar is None or not logs:
+            return
+        shown = {"reward": logs.get("reward")}
+        for key, value in logs.items():
+            if key.startswith("rewards/") and key.endswith("/acc"):
+                shown[key.split("/")[1] + " acc"] = value
+        self.training_bar.set_postfix(
+            {k: f"{v:.3f}" for k, v in shown.items() if isinstance(v, (int, float))}, refresh=False
+        )

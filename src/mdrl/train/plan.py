@@ -1,10 +1,11 @@
 """The training plan: which prompt the trainer sees at every position of the run.
 
 The data layer builds one epoch (mixture counts, interleaving, curriculum order). The plan repeats it
-for the configured epochs and, unless it is a curriculum, reshuffles each epoch with a seed of its own
-(as veRL's data.shuffle does). The result is a flat, deterministic order that TRL walks without
-shuffling (`shuffle_dataset=False`), so resuming from a checkpoint continues the exact same order:
-TRL's own sampler reshuffles from a fixed seed on every restart, which would repeat or skip data.
+for the configured epochs and, unless it is a curriculum, draws each later epoch in a fresh seeded
+order that keeps the data layer's interleaving of domains (see `epoch_order`). The result is a flat,
+deterministic order that TRL walks without shuffling (`shuffle_dataset=False`), so resuming from a
+checkpoint continues the exact same order: TRL's own sampler reshuffles from a fixed seed on every
+restart (epoch by epoch), which after a restart would repeat or skip data.
 
 Each row of the plan carries `mdrl_row` (its position), `mdrl_epoch` and `mdrl_item` (its index in
 the built epoch); the reward adapter records them for every prompt it scores (consumed.jsonl).
@@ -74,14 +75,32 @@ def build_config_for(
     )
 
 
-def epoch_order(n_items: int, epochs: int, shuffled: bool, seed: int) -> list[tuple[int, int]]:
-    """(epoch, item) pairs: each epoch is the built order, or a permutation seeded by (seed, epoch)."""
+def epoch_order(domains: Sequence[str], epochs: int, shuffled: bool, seed: int) -> list[tuple[int, int]]:
+    """(epoch, item) pairs for `epochs` passes over items of these domains (one entry per item).
+
+    Epoch 0 is the built order. Unshuffled (curricula), every epoch repeats it. Shuffled, each later
+    epoch draws every domain's items in a fresh order seeded by (seed, epoch, domain) and lays them out
+    on the data layer's interleaving, so every rollout batch keeps the mixture's proportions (a plain
+    permutation of the whole epoch would keep them only on average over the epoch).
+    """
+    from mdrl.data import interleave
+
+    n_items = len(domains)
+    by_domain: dict[str, list[int]] = {}
+    for index, domain in enumerate(domains):
+        by_domain.setdefault(domain, []).append(index)
+    slots = interleave({domain: len(indices) for domain, indices in by_domain.items()})
     order = []
     for epoch in range(epochs):
-        items = list(range(n_items))
-        if shuffled:
-            random.Random(f"mdrl-epoch-{seed}-{epoch}").shuffle(items)
-        order += [(epoch, item) for item in items]
+        if epoch == 0 or not shuffled:
+            order += [(epoch, item) for item in range(n_items)]
+            continue
+        queues = {}
+        for domain, indices in by_domain.items():
+            drawn = list(indices)
+            random.Random(f"mdrl-epoch-{seed}-{epoch}-{domain}").shuffle(drawn)
+            queues[domain] = iter(drawn)
+        order += [(epoch, next(queues[domain])) for domain in slots]
     return order
 
 
@@ -140,7 +159,7 @@ def build_plan(config: TrainConfig, tokenizer: Any) -> TrainingPlan:
     if not items:
         raise ValueError("no training prompts left")
     steps, epochs = rollout_steps_for(len(items), config.grpo)
-    order = epoch_order(len(items), epochs, config.data.shuffled, config.data.seed)
+    order = epoch_order([item["domain"] for item in items], epochs, config.data.shuffled, config.data.seed)
     order = order[: steps * config.grpo.train_batch_size]
     manifest = {
         "data": result.manifest(),
@@ -175,7 +194,12 @@ def load_plan(folder: Path, config: TrainConfig) -> TrainingPlan | None:
         return None
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     items = [json.loads(line) for line in items_path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    order = epoch_order(len(items), int(manifest["epochs"]), bool(manifest["shuffled"]), config.data.seed)
+    order = epoch_order(
+        [item["domain"] for item in items],
+        int(manifest["epochs"]),
+        bool(manifest["shuffled"]),
+        config.data.seed,
+    )
     order = order[: int(manifest["rollout_steps"]) * int(manifest["prompts_per_rollout"])]
     if _digest(order) != manifest["order_sha256"]:
         raise ValueError(f"{folder}: the saved plan does not reproduce its recorded order; start a new run")

@@ -28,6 +28,7 @@ from mdrl.train.metrics import (
     CheckpointMarker,
     ConsumptionLedger,
     JsonlMetrics,
+    RewardProgress,
     complete_checkpoints,
     last_complete_checkpoint,
     truncate_jsonl,
@@ -226,6 +227,7 @@ def _resume_point(config: TrainConfig, run: RunDir) -> tuple[int, Path | None]:
 def train_trl(config: TrainConfig) -> dict[str, Any]:
     """Run (or continue) GRPO training with TRL. Returns a short summary of the run."""
     from transformers.integrations import TensorBoardCallback
+    from transformers.trainer_callback import ProgressCallback
     from trl import GRPOTrainer
 
     if config.engine != "trl":
@@ -286,6 +288,8 @@ def train_trl(config: TrainConfig) -> dict[str, Any]:
         processing_class=tokenizer,
         callbacks=callbacks,
     )
+    trainer.remove_callback(ProgressCallback)  # replaced by the same bar showing reward instead of log dumps
+    trainer.add_callback(RewardProgress())
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     trainer.save_model(str(run.final))
     tokenizer.save_pretrained(str(run.final))
