@@ -60,6 +60,14 @@ class WarmupConfig:
             raise ValueError(f"target_success must be in [0, 1], got {self.target_success}")
 
 
+
+def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
+    """Learning-rate factor: linear warm-up, then cosine decay to 10% of the peak."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
 def _response_target(prompt: str, reference: str) -> str:
     # The r1 template ends the prompt with "<think>", so the model continues inside the thought.
     if prompt.rstrip().endswith("<think>") and reference.lstrip().startswith("<think>"):
@@ -180,13 +188,8 @@ def pretrain_tiny(
     torch.manual_seed(warmup.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=warmup.learning_rate, weight_decay=0.01)
 
-    def lr_at(step: int) -> float:  # linear warm-up, then cosine decay to 10%
-        if step < warmup.warmup_steps:
-            return (step + 1) / warmup.warmup_steps
-        progress = (step - warmup.warmup_steps) / max(warmup.max_steps - warmup.warmup_steps, 1)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: warmup_cosine(step, warmup.warmup_steps, warmup.max_steps))
     order_rng = random.Random(f"mdrl-warmup-{warmup.seed}")
     order: list[int] = []
     history: list[dict[str, float]] = []

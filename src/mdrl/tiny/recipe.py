@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import random
 import shutil
 import time
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from mdrl.tiny.builder import TinyModelConfig, build_tiny
+from mdrl.tiny.pretrain import warmup_cosine
 
 log = logging.getLogger(__name__)
 
@@ -157,13 +157,8 @@ def train_stage(model: Any, tokenizer: Any, recipe: TinyRecipe, stage: StageConf
     torch.manual_seed(recipe.seed + stage.item_seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=stage.learning_rate, weight_decay=0.01)
 
-    def lr_at(step: int) -> float:  # linear warm-up, then cosine decay to 10%
-        if step < stage.warmup_steps:
-            return (step + 1) / stage.warmup_steps
-        progress = (step - stage.warmup_steps) / max(stage.steps - stage.warmup_steps, 1)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: warmup_cosine(step, stage.warmup_steps, stage.steps))
     order_rng = random.Random(f"mdrl-tiny-{stage.template}-{recipe.seed}")
     order: list[int] = []
     curve = []
