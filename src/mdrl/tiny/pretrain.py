@@ -61,6 +61,23 @@ class WarmupConfig:
 
 
 
+def sft_step(model, optimizer, scheduler, batch: list[tuple[list[int], list[int]]], pad: int) -> float:
+    """One supervised step on (input ids, labels) pairs, right-padded; returns the loss."""
+    import torch
+
+    width = max(len(ids) for ids, _ in batch)
+    input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in batch])
+    labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in batch])
+    attention = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in batch])
+    loss = model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(loss.detach())
+
+
 def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
     """Learning-rate factor: linear warm-up, then cosine decay to 10% of the peak."""
     if step < warmup_steps:
@@ -207,18 +224,7 @@ def pretrain_tiny(
             order += fresh
         batch = [examples[i] for i in order[: warmup.batch_size]]
         del order[: warmup.batch_size]
-        width = max(len(ids) for ids, _ in batch)
-        pad = tokenizer.pad_token_id
-        input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in batch])
-        labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in batch])
-        attention = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in batch])
-        loss = model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        loss_value = float(loss.detach())
+        loss_value = sft_step(model, optimizer, scheduler, batch, tokenizer.pad_token_id)
         if step % warmup.eval_every == 0 or step == warmup.max_steps:
             success = sampled_success(
                 model,

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from mdrl.tiny.builder import TinyModelConfig, build_tiny
-from mdrl.tiny.pretrain import warmup_cosine
+from mdrl.tiny.pretrain import sft_step, warmup_cosine
 
 log = logging.getLogger(__name__)
 
@@ -172,17 +172,7 @@ def train_stage(model: Any, tokenizer: Any, recipe: TinyRecipe, stage: StageConf
             order += fresh
         batch = [examples[i] for i in order[:stage.batch_size]]
         del order[:stage.batch_size]
-        width = max(len(ids) for ids, _ in batch)
-        input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in batch])
-        labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in batch])
-        attention = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in batch])
-        loss = model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        value = float(loss.detach())
+        value = sft_step(model, optimizer, scheduler, batch, pad)
         if on_step is not None:
             on_step(step, value)
         if step % 50 == 0 or step == stage.steps:
