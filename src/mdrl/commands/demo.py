@@ -83,6 +83,7 @@ def demo(
 
     import torch
 
+    from mdrl.commands.study import echo_results
     from mdrl.commands.tiny import build_with_progress, load_recipe
     from mdrl.study.config import StudyConfig, StudyConfigError
     from mdrl.study.runner import StudyLockedError, load_runner, run_study
@@ -106,12 +107,7 @@ def demo(
     except StudyLockedError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(3) from None
-    typer.echo(results.markdown)
-    counts = results.counts
-    typer.echo(f"ran {counts['ran']}, skipped {counts['skipped']}, failed {counts['failed']} "
-               f"of {counts['planned']} jobs in {time.perf_counter() - started:.0f} s")
-    for failure in results.failed:
-        typer.echo(f"failed: {failure['cell_id']}: {failure['error']}", err=True)
+    echo_results(results, "jobs", f" in {time.perf_counter() - started:.0f} s")
     typer.echo(f"report: {results.report_path}")
     if results.failed:
         raise typer.Exit(1)

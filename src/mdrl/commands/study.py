@@ -94,14 +94,19 @@ def study(
     except StudyLockedError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(3) from None
-    typer.echo(results.markdown)
-    counts = results.counts
-    typer.echo(f"ran {counts['ran']}, skipped {counts['skipped']}, failed {counts['failed']} "
-               f"of {counts['planned']} cells")
-    for failure in results.failed:
-        typer.echo(f"failed: {failure['cell_id']}: {failure['error']}", err=True)
+    echo_results(results, "cells")
     typer.echo(f"results: {results.paths['results_json']}")
     typer.echo(f"report: {results.report_path}")
     unfinished = sum(job.status != FINISHED for job in grid.plan().jobs)
     if results.failed or unfinished:
         raise typer.Exit(1)
+
+
+def echo_results(results, unit: str, suffix: str = "") -> None:
+    """The tables, the job counts and each failure: the summary `mdrl study` and `mdrl demo` share."""
+    typer.echo(results.markdown)
+    counts = results.counts
+    typer.echo(f"ran {counts['ran']}, skipped {counts['skipped']}, failed {counts['failed']} "
+               f"of {counts['planned']} {unit}{suffix}")
+    for failure in results.failed:
+        typer.echo(f"failed: {failure['cell_id']}: {failure['error']}", err=True)

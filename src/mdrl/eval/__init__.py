@@ -5,7 +5,7 @@ pass@k and the other metrics, a resumable cache, and reports.
     summary = evaluate("runs/tiny", ["math500", "kk", "gen:countdown:3"], template="r1-base,chat",
                        sampling=SamplingConfig(n=4, temperature=0.6), out_dir="eval_out",
                        options=EvalOptions(limit=50))
-    print(summary["table"])
+    summary["table"]  # the model x template accuracy table, as markdown
 """
 
 from mdrl.eval.backends import BACKENDS, make_backend

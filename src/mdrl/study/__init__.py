@@ -4,7 +4,7 @@ tables, a synergy/conflict matrix, plots and a self-contained HTML report.
 
     from mdrl.study import StudyConfig, run_study
     results = run_study(StudyConfig.from_yaml("study.yaml"), "runs/study")
-    print(results.markdown, results.report_path)
+    results.markdown, results.report_path  # the tables, and the HTML report
 """
 
 from mdrl.study.config import (
