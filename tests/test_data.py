@@ -874,3 +874,27 @@ def test_mbpp_and_humaneval_sources(mbpp_path):
     assert all(p.question.strip() and p.ground_truth for p in problems)
     if hasattr(code, "load_humaneval"):
         assert len(load_source("humaneval")) == 164
+
+
+@pytest.mark.parametrize("domain,level", [("code", 1), ("math", 1), ("knights_knaves", 2), ("countdown", 3)])
+def test_generated_training_data_never_holds_a_held_out_question(domain, level):
+    """Small item spaces (code level 1 has ~3,800 questions) repeat questions across seeds; the held-out
+    split keeps every `gen:` suite question out of every generated training set, whatever the seeds."""
+    from mdrl.data.sources import HELDOUT_EVERY, generate, is_heldout
+    from mdrl.eval.suites import load_suite
+
+    train = {p.question for seed in (0, 1, 2) for p in generate(domain, 600, seed, (level,))}
+    suite = load_suite(f"gen:{domain}:{level}:200:7")
+    held_out = {item.problem.question for item in suite.items}
+    assert len(suite.items) == 200 and all(is_heldout(item.problem) for item in suite.items)
+    assert not train & held_out
+    every = generate(domain, 2000, 5, (level,), split="all")
+    share = sum(map(is_heldout, every)) / len(every)
+    assert abs(share - 1 / HELDOUT_EVERY) < 0.03, share  # the hash splits about one in ten
+
+
+def test_generate_rejects_an_unknown_split():
+    from mdrl.data.sources import generate
+
+    with pytest.raises(DataError, match="split"):
+        generate("math", 3, split="test")

@@ -73,6 +73,44 @@ def test_fast_recipe_writes_loadable_base_and_instruct_models(fast_models):
     assert base != (folder / "instruct" / "model.safetensors").read_bytes()
 
 
+def test_saved_tokenizer_loads_back_with_the_same_tokens(fast_models):
+    """transformers loads a Qwen2 folder's tokenizer as Qwen2Tokenizer whatever tokenizer.json says, so the
+    builder must train its merges under Qwen2's own pre-tokenizer or training and use would disagree."""
+    from transformers import AutoTokenizer
+
+    from mdrl.tiny.builder import build_tokenizer
+    from mdrl.tiny.recipe import tokenizer_corpus
+
+    cache, _ = fast_models
+    loaded = AutoTokenizer.from_pretrained(cache / "fast" / "base")
+    built = build_tokenizer(tokenizer_corpus(TinyRecipe().fast()), TinyRecipe().fast().model.vocab_size)
+    text = "User: Compute $12 \\times 15$. Elijah said, \"Ethan is a knave.\"\n<think> 12 x = 180 </think>"
+    assert loaded(text)["input_ids"] == built(text)["input_ids"]
+
+
+def test_shipped_models_are_the_default_recipe_and_small():
+    """The committed models are what `mdrl tiny build` makes from the recipe in the repo (a changed recipe
+    without a rebuild fails here), within the 10 MB budget, and `ready_models` serves them."""
+    from mdrl.tiny.recipe import SHIPPED_DIR, ready_models
+
+    record = read_built(SHIPPED_DIR, TinyRecipe())
+    assert record is not None, "src/mdrl/tiny/shipped is stale: rebuild with `mdrl tiny build -o ...`"
+    size = sum(f.stat().st_size for f in SHIPPED_DIR.rglob("*") if f.is_file())
+    assert size <= 10_000_000, size
+    folder, served = ready_models(build=lambda *_: pytest.fail("the shipped models must not be rebuilt"))
+    assert folder == SHIPPED_DIR and served == record
+
+
+def test_ready_models_builds_once_in_the_cache_for_another_recipe(tmp_path, fast_models):
+    from mdrl.tiny.recipe import ready_models
+
+    cache, record = fast_models
+    calls = []
+    folder, served = ready_models(cache / "fast", TinyRecipe().fast(),
+                                  build=lambda where, recipe: calls.append(where) or build_models(where, recipe))
+    assert folder == cache / "fast" and served == record and calls == [cache / "fast"]
+
+
 def test_recipe_round_trips_through_json():
     recipe = TinyRecipe()
     assert TinyRecipe.from_dict(json.loads(json.dumps(recipe.to_dict()))) == recipe
@@ -93,7 +131,7 @@ def test_demo_cli_builds_once_runs_the_grid_and_prints_the_report(fast_models, t
     cache, _ = fast_models
     CALLS.clear()
     args = ["demo", "--fast", "--cache-dir", str(cache), "--out", str(tmp_path / "study"), "--no-progress",
-            "--runner", "test_demo:RecordingRunner"]
+            "--runner", "test_demo:RecordingRunner", "--workers", "1"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "reusing" in result.output  # the models built by the fixture are the cache
@@ -103,7 +141,7 @@ def test_demo_cli_builds_once_runs_the_grid_and_prints_the_report(fast_models, t
     assert report.is_file() and report.suffix == ".html"
     results = json.loads((tmp_path / "study" / "results.json").read_text())
     assert "math" in json.dumps(results)
-    assert "| base | countdown:3 |" in result.output  # the accuracy table of the tiny models
+    assert "| base | math:1 |" in result.output  # the accuracy table of the tiny models
 
     CALLS.clear()
     again = CliRunner().invoke(app, args)

@@ -171,6 +171,21 @@ def test_a_failing_cell_is_recorded_and_the_rest_finish(tmp_path):
     assert not (out / "cells" / failure["cell_id"] / "error.json").exists()
 
 
+def test_workers_run_cells_in_parallel_processes_with_the_same_results(tmp_path):
+    config = StudyConfig.from_mapping(study_mapping())
+    serial = run_study(config, tmp_path / "serial", StoredResponseRunner(config))
+    log = tmp_path / "train.log"
+    parallel = run_study(config, tmp_path / "parallel", StoredResponseRunner(config, log_path=log), workers=2)
+    assert parallel.counts["ran"] == 7 and parallel.counts["failed"] == 0
+    assert sorted(train_calls(log)) == sorted(c.cell_id for c in config.cells())  # each cell trained once
+    assert parallel.results["tables"] == serial.results["tables"]
+    broken = run_study(config, tmp_path / "broken", BrokenForOneMixture(config), workers=2)
+    assert broken.counts["ran"] == 5 and broken.counts["failed"] == 2  # both seeds of knights_knaves
+    assert all("out of memory" in failure["error"] for failure in broken.failed)
+    with pytest.raises(ValueError, match="workers"):
+        Study(config, tmp_path / "zero", StoredResponseRunner(config)).run(workers=0)
+
+
 def run_cli(config_path: Path, out: Path, env: dict, **kwargs) -> subprocess.Popen:
     command = [sys.executable, "-m", "mdrl", "study", "--config", str(config_path), "--out", str(out),
                "--runner", "test_study_support:make_runner", "--no-progress"]

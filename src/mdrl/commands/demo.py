@@ -23,15 +23,15 @@ FULL_GRID: dict[str, Any] = {
     # every non-empty subset of the three groups; puzzle is Knights & Knaves (see study_demo.yaml)
     "mixtures": [{"name": "+".join(name for name, _ in combo), "mix": ",".join(mix for _, mix in combo)}
                  for size in (1, 2, 3) for combo in itertools.combinations(
-                     [("math", "math:1"), ("code", "code:1"), ("puzzle", "knights_knaves:1")], size)],
+                     [("math", "math:1,countdown:0"), ("code", "code:1"), ("puzzle", "knights_knaves:1")], size)],
     "seeds": [0, 1, 2],
 }
-#: `--fast` (tests): one cell, two-item suites, one GRPO step, eight new tokens.
+#: `--fast` (tests): one cell, two-item suites, one GRPO step, eight new tokens, one worker.
 FAST_GRID: dict[str, Any] = {
     "name": "demo-fast",
     "models": [{"name": "base", "path": "tiny:base", "kind": "base"}],
     "mixtures": ["math"],
-    "suites": ["gen:countdown:3:2:7", "gen:code:1:2:7"],
+    "suites": ["gen:math:1:2:7", "gen:code:1:2:7"],
     "data": {"n": 4},
     "train": {"grpo": {"max_steps": 1, "num_generations": 2, "train_batch_size": 2, "micro_batch_size": 2,
                        "max_completion_length": 8},
@@ -73,6 +73,8 @@ def demo(
     runner: str | None = typer.Option(None, "--runner", help="package.module:factory giving your own CellRunner."),
     fast: bool = typer.Option(False, "--fast", hidden=True,
                               help="Seconds-long models and grid, to test the wiring (numbers mean nothing)."),
+    workers: int = typer.Option(2, "--workers", "-j", min=1,
+                                help="Cells trained and evaluated at once, one process each (one per CPU core)."),
     threads: int = typer.Option(1, "--threads", min=1,
                                 help="torch CPU threads for training and evaluation. A 1M-parameter model "
                                      "gains little from more, and on a busy machine extra threads thrash."),
@@ -87,11 +89,15 @@ def demo(
     from mdrl.commands.tiny import build_with_progress, load_recipe
     from mdrl.study.config import StudyConfig, StudyConfigError
     from mdrl.study.runner import StudyLockedError, load_runner, run_study
-    from mdrl.tiny.recipe import accuracy_table, default_cache_dir
+    from mdrl.tiny.recipe import SHIPPED_DIR, accuracy_table, default_cache_dir, ready_models
 
     started = time.perf_counter()
-    models_dir = (cache_dir or default_cache_dir()) / ("fast" if fast else "")
-    record = build_with_progress(models_dir, load_recipe(None, fast), progress=progress)
+    models_dir, record = ready_models((cache_dir or default_cache_dir()) / ("fast" if fast else ""),
+                                      load_recipe(None, fast),
+                                      build=lambda folder, recipe: build_with_progress(folder, recipe,
+                                                                                       progress=progress))
+    if models_dir == SHIPPED_DIR:
+        typer.echo(f"tiny models: the shipped build in {models_dir}", err=True)
     typer.echo("Tiny models, held-out success before RL:")
     typer.echo(accuracy_table(record))
     try:
@@ -103,7 +109,7 @@ def demo(
     jobs = len(config.cells()) + (len(config.baselines()) if config.baseline else 0)
     typer.echo(f"{config.name}: {jobs} jobs (training cells and baseline evaluations) in {out}", err=True)
     try:
-        results = run_study(config, out, runner=cell_runner, progress=progress)
+        results = run_study(config, out, runner=cell_runner, progress=progress, workers=workers)
     except StudyLockedError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(3) from None

@@ -43,6 +43,8 @@ def study(
     report_only: bool = typer.Option(False, "--report-only",
                                      help="Only rebuild tables, plots and report from finished cells."),
     fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first failing cell."),
+    workers: int = typer.Option(1, "--workers", "-j", min=1,
+                                help="Jobs run at once, each in its own process (CPU studies: one per core)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar with ETA on stderr."),
     list_presets: bool = typer.Option(False, "--list-presets", help="List the packaged study presets."),
 ) -> None:
@@ -87,7 +89,7 @@ def study(
         return
     typer.echo(f"{study_config.name}: {plan.summary()}")
     try:
-        results = grid.run(plan, progress=progress, fail_fast=fail_fast)
+        results = grid.run(plan, progress=progress, fail_fast=fail_fast, workers=workers)
     except (ValueError, StudyConfigError) as exc:  # a config the runner rejected before running
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -6,6 +6,7 @@ see `SourceSpec.parse`) and turned into a list of Problems by `load_source`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -422,22 +423,38 @@ def _code_loader(name: str) -> Any:
     return loader
 
 
+#: One in HELDOUT_EVERY generated questions is reserved for evaluation: generated training data never holds
+#: them and generated suites (`gen:` in mdrl.eval) hold nothing else, so a model trained on generated data is
+#: evaluated on questions it never saw, whatever the seeds (small item spaces, like code level 1, repeat
+#: questions across seeds and would otherwise leak).
+HELDOUT_EVERY = 10
+SPLITS = ("train", "eval", "all")
+
+
+def is_heldout(problem: Problem) -> bool:
+    """Whether a generated problem's question belongs to the evaluation split (a hash of domain + question)."""
+    digest = hashlib.sha256(f"{problem.domain}\n{problem.question}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % HELDOUT_EVERY == 0
+
+
 def generate(
     domain_name: str,
     n: int,
     seed: int = 0,
     difficulties: Sequence[int] = (),
     lang: str = "en",
-    start: int = 0,
+    split: str = "train",
 ) -> list[Problem]:
     """n generated items spread evenly over `difficulties` (default: all of the domain's levels).
 
-    Item i of a level is `domain.generate(start + i, seed, level, lang)`: a later call with `start`
-    past an earlier one's count yields new items (used to top up a finite pool).
+    Items are `domain.generate(i, seed, level, lang)` for i = 0, 1, ..., keeping those of `split`: train
+    (questions outside the held-out share, see `is_heldout`), eval (only held-out questions) or all.
     """
     domain = get_domain(domain_name)
     if domain.generate is None:
         raise DataError(f"domain {domain_name!r} has no generator; give a file source for it instead")
+    if split not in SPLITS:
+        raise DataError(f"split must be one of {SPLITS}, got {split!r}")
     levels = tuple(difficulties) or domain.difficulties
     unknown = [level for level in levels if level not in domain.difficulties]
     if unknown:
@@ -448,11 +465,21 @@ def generate(
     problems = []
     with tqdm(total=n, desc=f"generate {domain_name}", unit="item", disable=None, leave=False) as bar:
         for level in levels:
-            for index in range(start, start + per_level[level]):
+            kept, index = 0, 0
+            # a generator whose every item lands in the other split must fail, not loop forever
+            limit = 100 * HELDOUT_EVERY * (per_level[level] + 10)
+            while kept < per_level[level]:
+                if index >= limit:
+                    raise DataError(f"{domain_name} level {level}: only {kept} of {per_level[level]} items "
+                                    f"in the {split} split after {index} tries")
                 problem = domain.generate(index, seed, level, lang)
+                index += 1
                 if problem.domain != domain.name:
                     raise DataError(f"{domain_name}.generate returned a {problem.domain!r} problem")
+                if split != "all" and is_heldout(problem) != (split == "eval"):
+                    continue
                 problems.append(problem)
+                kept += 1
                 bar.update()
     return problems
 

@@ -395,7 +395,7 @@ def load_humaneval(path: str | os.PathLike | None = None) -> list[Problem]:
 # come from running our own reference implementation here (trusted code, never model output).
 
 def _linear(rng: random.Random) -> tuple[dict, str, list, str]:
-    a, b = rng.randint(-9, 9) or 1, rng.randint(-20, 20)
+    a, b = rng.randint(-9, 9) or 1, rng.randint(-99, 99)
     expr = f"{a} * x {'-' if b < 0 else '+'} {abs(b)}"
     q = {"en": f"Write a Python function `f(x)` that returns {expr} for an integer x.",
          "zh": f"编写 Python 函数 `f(x)`，对整数 x 返回 {expr}。"}

@@ -369,7 +369,7 @@ def _generated_suite(name: str, n: int, seed: int, lang: str) -> Suite:
         n = int(parts[3])
     if len(parts) == 5:
         seed = int(parts[4])
-    problems = generate(domain.name, n, seed=seed, difficulties=levels, lang=lang)
+    problems = generate(domain.name, n, seed=seed, difficulties=levels, lang=lang, split="eval")
     level_text = ",".join(map(str, levels))
     canonical = f"gen:{domain.name}:{level_text}:{n}:{seed}" + (f":{lang}" if lang != "en" else "")
     items = []
@@ -388,7 +388,7 @@ def _generated_suite(name: str, n: int, seed: int, lang: str) -> Suite:
         name=canonical,
         source=f"{domain.name}.generate(seed={seed})",
         items=tuple(items),
-        description=f"{n} generated {domain.name} items at difficulty {level_text}",
+        description=f"{n} generated {domain.name} items at difficulty {level_text} (held-out split)",
     )
 
 

@@ -104,21 +104,17 @@ class MdrlCellRunner:
         self.progress = progress
 
     def model_path(self, model: ModelSpec, work_dir: Path) -> str:
-        """Hub names and folders as they are; `tiny:base` / `tiny:instruct` are built and warmed up once
-        under OUT/models/ (mdrl.tiny), with the study's train.model.warmup settings."""
+        """Hub names and folders as they are; `tiny:base` / `tiny:instruct` are mdrl's embedded models
+        (`mdrl.tiny.recipe.ready_models`: the shipped build, else built once in the cache)."""
         if not model.path.startswith("tiny:"):
             return model.path
-        from mdrl.tiny.pretrain import WarmupConfig, pretrain_tiny
+        from mdrl.tiny.recipe import FLAVOURS, ready_models
 
         flavour = model.path.split(":", 1)[1]
-        templates = {"base": "r1-base", "instruct": "chat"}
-        if flavour not in templates:
+        if flavour not in FLAVOURS:
             raise ValueError(f"model {model.name!r}: unknown tiny model {model.path!r}; use tiny:base or tiny:instruct")
-        warmup = dict(self.config.train_base().get("model", {}).get("warmup") or {})
-        warmup["template"] = templates[flavour]
-        target = work_dir / "models" / f"tiny-{flavour}"
-        pretrain_tiny(target, WarmupConfig(**warmup))  # a cache: a finished warm-up is reused
-        return str(target)
+        folder, _record = ready_models()
+        return str(folder / flavour)
 
     def check(self, cell: Cell, settings: Mapping[str, Any]) -> None:
         """Validate a cell's train config before anything runs (a typo fails now, not in cell 17)."""
@@ -368,14 +364,18 @@ class Study:
     # ----------------------------------------------------------------- running
 
     def run(self, plan: Plan | None = None, progress: bool = False, fail_fast: bool = False,
-            write_outputs: bool = True) -> StudyResults:
+            write_outputs: bool = True, workers: int = 1) -> StudyResults:
+        """Run the pending jobs; `workers` > 1 runs that many jobs at once, each in its own process."""
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
         plan = plan or self.plan()
         self.check(plan)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         with _exclusive(self.out_dir / ".lock"):
-            return self._run(plan, progress, fail_fast, write_outputs)
+            return self._run(plan, progress, fail_fast, write_outputs, workers)
 
-    def _run(self, plan: Plan, progress: bool, fail_fast: bool, write_outputs: bool) -> StudyResults:
+    def _run(self, plan: Plan, progress: bool, fail_fast: bool, write_outputs: bool, workers: int
+             ) -> StudyResults:
         write_json_atomic(self.out_dir / "study.json", self.config.resolved())
         log.info("%s: %s", self.config.name, plan.summary())
         failed: list[dict[str, Any]] = []
@@ -383,17 +383,11 @@ class Study:
         pending = plan.pending
         bar = _progress_bar(len(pending), progress)
         try:
-            for job in pending:
-                bar.set_description(f"{job.kind} {job.cell_id}"[:60])
-                try:
-                    self._run_job(job)
+            for job, error in self._execute(pending, workers, fail_fast, bar):
+                if error is None:
                     ran += 1
-                except Exception as exc:  # one broken cell must not sink a week-long grid
-                    if fail_fast:
-                        raise
-                    log.error("%s failed: %s", job.cell_id, exc)
-                    error = {"cell_id": job.cell_id, "kind": job.kind, "error": f"{type(exc).__name__}: {exc}",
-                             "traceback": traceback.format_exc(), "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                else:
+                    log.error("%s failed: %s", job.cell_id, error["error"])
                     write_json_atomic(job.folder / ERROR, error)
                     failed.append(error)
                 bar.update(1)
@@ -404,6 +398,44 @@ class Study:
         if not write_outputs:
             return StudyResults(self.out_dir, counts, failed, {}, {}, "")
         return self.report(counts, failed)
+
+    def _execute(self, pending: Sequence[Job], workers: int, fail_fast: bool, bar: Any
+                 ) -> Iterator[tuple[Job, dict[str, Any] | None]]:
+        """Yield (job, None) for each finished job and (job, error record) for each failed one."""
+        if workers == 1 or len(pending) <= 1:
+            for job in pending:
+                bar.set_description(f"{job.kind} {job.cell_id}"[:60])
+                try:
+                    self._run_job(job)
+                except Exception:  # one broken cell must not sink a week-long grid
+                    if fail_fast:
+                        raise
+                    yield job, _error_record(job)
+                    continue
+                yield job, None
+            return
+        import multiprocessing
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+        # models are resolved (built, downloaded) once here, not raced for by the workers
+        for job in pending:
+            self._model(job.unit.model)
+        threads = _torch_threads()
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_worker_init, initargs=(threads,)) as pool:
+            futures = {pool.submit(_run_job_in_worker, self.config, self.out_dir, self.runner,
+                                   dict(self._model_paths), job): job for job in pending}
+            bar.set_description(f"{workers} workers")
+            remaining = set(futures)
+            while remaining:
+                done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
+                for future in done:
+                    error = future.result()
+                    if error is not None and fail_fast:
+                        for other in remaining:
+                            other.cancel()
+                        raise RuntimeError(f"{futures[future].cell_id} failed: {error['error']}")
+                    yield futures[future], error
 
     def _model(self, model: ModelSpec) -> str:
         if model.name not in self._model_paths:
@@ -524,6 +556,38 @@ class Study:
         return StudyResults(self.out_dir, plan_counts, list(failed), results, paths, markdown)
 
 
+def _error_record(job: Job) -> dict[str, Any]:
+    """error.json of a job whose exception is being handled."""
+    kind, exc = sys.exc_info()[:2]
+    return {"cell_id": job.cell_id, "kind": job.kind, "error": f"{getattr(kind, '__name__', kind)}: {exc}",
+            "traceback": traceback.format_exc(), "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+
+def _torch_threads() -> int | None:
+    torch = sys.modules.get("torch")
+    return torch.get_num_threads() if torch is not None else None
+
+
+def _worker_init(threads: int | None) -> None:
+    # a spawned worker starts with torch's default (every core): N workers would each grab them all
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def _run_job_in_worker(config: StudyConfig, out_dir: Path, runner: CellRunner, model_paths: dict[str, str],
+                       job: Job) -> dict[str, Any] | None:
+    """One job in a worker process: None when it finished, else its error record."""
+    study = Study(config, out_dir, runner)
+    study._model_paths = model_paths
+    try:
+        study._run_job(job)
+    except Exception:
+        return _error_record(job)
+    return None
+
+
 class StudyLockedError(RuntimeError):
     """Another process is running this study folder."""
 
@@ -594,12 +658,13 @@ def _progress_bar(total: int, enabled: bool) -> Any:
 
 def run_study(config: StudyConfig | Mapping[str, Any] | str | Path, out_dir: str | Path,
               runner: CellRunner | Callable[[StudyConfig], CellRunner] | None = None,
-              progress: bool = False, fail_fast: bool = False) -> StudyResults:
+              progress: bool = False, fail_fast: bool = False, workers: int = 1) -> StudyResults:
     """Run (or resume) a study and write its outputs; the public entry point for `mdrl study` and
     `mdrl demo`.
 
     `config`: a StudyConfig, its mapping, or a YAML path. `runner`: a CellRunner, a factory taking the
-    config, or None for MdrlCellRunner. Returns counts (`skipped`, `ran`, `failed`, ...), the tables
+    config, or None for MdrlCellRunner. `workers` > 1 runs that many jobs at once (separate processes;
+    the runner must be picklable). Returns counts (`skipped`, `ran`, `failed`, ...), the tables
     (`results`, as in results.json), `markdown` and the output `paths` (`report`, `results_json`, ...).
     """
     if isinstance(config, (str, Path)):
@@ -610,4 +675,4 @@ def run_study(config: StudyConfig | Mapping[str, Any] | str | Path, out_dir: str
         runner = runner(config)  # a factory (a class or a function of the config)
     if runner is None:
         runner = MdrlCellRunner(config, progress=progress)
-    return Study(config, out_dir, runner).run(progress=progress, fail_fast=fail_fast)
+    return Study(config, out_dir, runner).run(progress=progress, fail_fast=fail_fast, workers=workers)

@@ -27,7 +27,7 @@ CHAT_TEMPLATE = (
 class TinyModelConfig:
     """Size of the embedded model. The defaults train at a few steps per second on 2 CPU cores."""
 
-    vocab_size: int = field(default=1024, metadata={"help": "BPE vocabulary size, special tokens included."})
+    vocab_size: int = field(default=2048, metadata={"help": "BPE vocabulary size, special tokens included."})
     hidden_size: int = field(default=128, metadata={"help": "Width of the residual stream."})
     num_hidden_layers: int = field(default=4, metadata={"help": "Transformer blocks."})
     num_attention_heads: int = field(default=4, metadata={"help": "Query heads."})
@@ -37,13 +37,21 @@ class TinyModelConfig:
     seed: int = field(default=0, metadata={"help": "Seed of the random initialisation."})
 
 
-def build_tokenizer(corpus: Iterable[str], vocab_size: int = 1024):
+#: Qwen2's pre-tokenizer pattern (words, single digits, punctuation runs). transformers loads every Qwen2
+#: checkpoint's tokenizer with this pattern whatever tokenizer.json says, so the merges are learned under it too.
+QWEN2_PRETOKENIZE_REGEX = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"""
+                           r"""|\s*[\r\n]+|\s+(?!\S)|\s+""")
+
+
+def build_tokenizer(corpus: Iterable[str], vocab_size: int = 2048):
     """A byte-level BPE `PreTrainedTokenizerFast` trained on `corpus`, with a Qwen-style chat template."""
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN2_PRETOKENIZE_REGEX), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,

@@ -38,6 +38,10 @@ from mdrl.tiny.pretrain import sft_step, warmup_cosine
 log = logging.getLogger(__name__)
 
 RECIPE_FILE = "mdrl_recipe.json"
+BASE_STEPS = 3000
+INSTRUCT_STEPS = 300
+#: The models `mdrl tiny build` makes from the default recipe, committed so the demo starts at once.
+SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 FLAVOURS = {"base": "r1-base", "instruct": "chat"}
 
 
@@ -51,6 +55,9 @@ class StageConfig:
     warmup_steps: int = field(default=30, metadata={"help": "Linear learning-rate warm-up steps."})
     batch_size: int = field(default=8, metadata={"help": "Sequences per optimizer step."})
     item_seed: int = field(default=0, metadata={"help": "Seed of the generated training items."})
+    prompt_loss: bool = field(default=False, metadata={
+        "help": "Train on the prompt's tokens too (language-model pre-training), not only the response's. "
+                "Prompts repeat the names and numbers the answers need, so this teaches copying faster."})
 
     def __post_init__(self) -> None:
         if self.steps <= 0 or self.batch_size <= 0 or self.learning_rate <= 0:
@@ -61,22 +68,25 @@ class StageConfig:
 class TinyRecipe:
     """The whole recipe of `mdrl tiny build`; its JSON form is stored with the models."""
 
-    sources: tuple[str, ...] = field(default=("countdown:3", "math:1", "code:1", "knights_knaves:2"), metadata={
-        "help": "Generated sources (domain:levels) the models learn from: the three domain groups at easy levels."})
-    items_per_source: int = field(default=1500, metadata={"help": "Training items generated per source."})
-    corpus: str = field(default="all", metadata={
-        "help": "Tokenizer corpus. all: every domain and template in both languages (builder.default_corpus); "
-                "sources: only this recipe's training items (faster; for tests)."})
+    sources: tuple[str, ...] = field(default=("math:1", "code:1", "knights_knaves:2"), metadata={
+        "help": "Generated sources (domain:levels) the models learn from, one per domain group: arithmetic "
+                "(math), linear functions (code), 2-person Knights & Knaves (puzzles)."})
+    items_per_source: int = field(default=4000, metadata={"help": "Training items generated per source."})
+    corpus: str = field(default="sources", metadata={
+        "help": "Tokenizer corpus. sources: this recipe's training items under both templates (short prompts: "
+                "every word of the tiny world is one token); all: every domain and template in both languages "
+                "(builder.default_corpus)."})
     model: TinyModelConfig = field(default_factory=TinyModelConfig, metadata={"help": "Model size and init seed."})
-    # ~0.5 s per step on one busy CPU core: the build stays within a few minutes of the demo's budget.
-    base: StageConfig = field(default_factory=lambda: StageConfig(template="r1-base", steps=700, batch_size=8),
-                              metadata={"help": "Base pre-training stage."})
+    # ~0.6 s per step on one CPU core; the models are shipped, so this runs only to regenerate them.
+    base: StageConfig = field(default_factory=lambda: StageConfig(
+        template="r1-base", steps=BASE_STEPS, batch_size=16, learning_rate=3e-3, warmup_steps=50, prompt_loss=True),
+        metadata={"help": "Base pre-training stage."})
     instruct: StageConfig = field(default_factory=lambda: StageConfig(
-        template="chat", steps=200, batch_size=8, learning_rate=1e-3, warmup_steps=10, item_seed=1), metadata={
-        "help": "Instruct fine-tuning stage, starting from the base model."})
-    eval_items: int = field(default=32, metadata={"help": "Held-out items per source in the final report."})
+        template="chat", steps=INSTRUCT_STEPS, batch_size=16, learning_rate=1e-3, warmup_steps=20, item_seed=1),
+        metadata={"help": "Instruct fine-tuning stage, starting from the base model."})
+    eval_items: int = field(default=200, metadata={"help": "Held-out items per source in the final report."})
     eval_seed: int = field(default=10_007, metadata={"help": "Seed of the held-out items (differs from training)."})
-    max_new_tokens: int = field(default=160, metadata={"help": "Generation budget when measuring success."})
+    max_new_tokens: int = field(default=128, metadata={"help": "Generation budget when measuring success."})
     seed: int = field(default=0, metadata={"help": "Seed of data order and sampling."})
     threads: int = field(default=1, metadata={
         "help": "torch CPU threads while building. Fixed so the float reductions (and so the weights) do not "
@@ -126,7 +136,8 @@ def _response(prompt: str, reference: str) -> str:
 
 def training_examples(recipe: TinyRecipe, stage: StageConfig, tokenizer: Any, max_length: int
                       ) -> list[tuple[list[int], list[int]]]:
-    """(input ids, labels) of every training item, the loss on the response only."""
+    """(input ids, labels) of every training item; the loss is on the response (and on the prompt when the
+    stage says `prompt_loss`)."""
     from mdrl.tiny.pretrain import render_prompts
 
     examples = []
@@ -138,7 +149,7 @@ def training_examples(recipe: TinyRecipe, stage: StageConfig, tokenizer: Any, ma
             response_ids = tokenizer(_response(prompt, item.reference), add_special_tokens=False)["input_ids"]
             response_ids = response_ids + [tokenizer.eos_token_id]
             ids = (prompt_ids + response_ids)[:max_length]
-            labels = ([-100] * len(prompt_ids) + response_ids)[:max_length]
+            labels = ((prompt_ids if stage.prompt_loss else [-100] * len(prompt_ids)) + response_ids)[:max_length]
             examples.append((ids, labels))
     if not examples:
         raise ValueError(f"tiny recipe sources {recipe.sources} yield no items with a reference response")
@@ -251,7 +262,7 @@ def tokenizer_corpus(recipe: TinyRecipe) -> list[str] | None:
     for source in recipe.sources:
         for item in generated(source, recipe.items_per_source, recipe.base.item_seed):
             user = get_domain(item.domain).render_question(item, "en")
-            texts += [Template("r1-base", "en").render(user), item.reference or ""]
+            texts += [Template("r1-base", "en").render(user), f"user\n{user}\nassistant\n", item.reference or ""]
     return texts
 
 
@@ -334,6 +345,20 @@ def _build(out: Path, recipe: TinyRecipe, on_step: Callable[[str, int, int, floa
         (folder / RECIPE_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
     (out / RECIPE_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")  # last: marks the build done
     return json.loads(json.dumps(record))  # the same plain-JSON form a cache hit returns
+
+
+def ready_models(cache_dir: str | Path | None = None, recipe: TinyRecipe = TinyRecipe(),
+                 build: Callable[[Path, TinyRecipe], dict[str, Any]] | None = None) -> tuple[Path, dict[str, Any]]:
+    """The folder holding base/ and instruct/ made by `recipe`, and its record.
+
+    The shipped models (SHIPPED_DIR) when they were built by exactly this recipe; else a build in `cache_dir`
+    (default `default_cache_dir()`), made once by `build(folder, recipe)` (default `build_models`) and reused.
+    """
+    shipped = read_built(SHIPPED_DIR, recipe)
+    if shipped is not None:
+        return SHIPPED_DIR, shipped
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return folder, (build or build_models)(folder, recipe)
 
 
 def accuracy_table(record: dict[str, Any]) -> str:
