@@ -19,6 +19,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO level.")) -> None:
     level = logging.INFO if verbose else getattr(logging, os.environ.get("MDRL_LOG_LEVEL", "WARNING"))
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # transformers' per-load "Loading weights" bars would bury mdrl's own progress bars (and reach the
+    # study's worker processes through the environment)
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 app.command("score", help=score.__doc__)(score.score)
