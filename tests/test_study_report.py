@@ -160,3 +160,26 @@ def test_chromium_renders_the_report(outputs):
     assert colours is not None and len(colours) > 50             # text, tables and coloured plots
     # the heatmap's blues and reds are on the page, not just black text on white
     assert any(b > r + 60 for _count, (r, _g, b) in colours)
+
+
+COMMITTED_REPORT = REPO / "docs" / "tiny-study" / "report.html"
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed (apt-get install chromium)")
+def test_chromium_renders_the_committed_tiny_study_report(tmp_path):
+    """docs/tiny-study/report.html (the `mdrl demo --full` run) is self-contained and renders its tables and
+    plots in headless Chromium."""
+    from PIL import Image, ImageStat
+
+    html = COMMITTED_REPORT.read_text(encoding="utf-8")
+    assert html.count("<table") >= 3 and html.count("data:image/png;base64,") >= 3
+    assert "src=\"http" not in html and "href=\"http" not in html  # nothing to fetch
+    png = tmp_path / "report.png"
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "screenshot_report.py"), str(COMMITTED_REPORT),
+                           str(png), "--width", "1400", "--height", "3000"],
+                          capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stderr
+    image = Image.open(png).convert("RGB")
+    assert ImageStat.Stat(image.convert("L")).stddev[0] > 20
+    colours = image.resize((140, 300)).getcolors(maxcolors=100_000)
+    assert colours is not None and any(b > r + 60 for _count, (r, _g, b) in colours)

@@ -88,7 +88,7 @@ def demo(
     from mdrl.commands.study import echo_results
     from mdrl.commands.tiny import build_with_progress, load_recipe
     from mdrl.study.config import StudyConfig, StudyConfigError
-    from mdrl.study.runner import StudyLockedError, load_runner, run_study
+    from mdrl.study.runner import MdrlCellRunner, Study, StudyLockedError, load_runner
     from mdrl.tiny.recipe import SHIPPED_DIR, accuracy_table, default_cache_dir, ready_models
 
     started = time.perf_counter()
@@ -106,10 +106,12 @@ def demo(
     except (StudyConfigError, ImportError, ValueError) as exc:
         raise typer.BadParameter(str(exc)) from None
     torch.set_num_threads(threads)
-    jobs = len(config.cells()) + (len(config.baselines()) if config.baseline else 0)
-    typer.echo(f"{config.name}: {jobs} jobs (training cells and baseline evaluations) in {out}", err=True)
+    grid = Study(config, out, cell_runner if cell_runner is not None else MdrlCellRunner(config, progress))
+    plan = grid.plan()
+    typer.echo(f"{config.name}: {len(plan.jobs)} jobs (training cells and baseline evaluations) in {out}; "
+               f"{plan.summary()}", err=True)
     try:
-        results = run_study(config, out, runner=cell_runner, progress=progress, workers=workers)
+        results = grid.run(plan, progress=progress, workers=workers)
     except StudyLockedError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(3) from None
