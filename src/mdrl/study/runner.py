@@ -417,9 +417,11 @@ class Study:
         import multiprocessing
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-        # models are resolved (built, downloaded) once here, not raced for by the workers
+        # models are resolved (built, downloaded) once here, not raced for by the workers; one that fails
+        # here fails again in its jobs' workers, which record the error as a sequential run would
         for job in pending:
-            self._model(job.unit.model)
+            with contextlib.suppress(Exception):
+                self._model(job.unit.model)
         threads = _torch_threads()
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=_worker_init, initargs=(threads,)) as pool:
