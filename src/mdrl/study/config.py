@@ -115,7 +115,8 @@ class MixtureSpec:
 
     @property
     def keys(self) -> tuple[str, ...]:
-        return tuple(key for key, _ in self.components)
+        """The keys the mixture trains on ("math:1,countdown:0" is the math domain alone: weight 0 drops)."""
+        return tuple(key for key, weight in self.components if weight > 0)
 
     @property
     def mix(self) -> str:

@@ -543,6 +543,8 @@ class Study:
             record = read_json(job.folder / RESULT)
             if record is None:
                 continue
+            if job.kind == "cell":  # from the mixture's definition (part of the train key), not as once stored
+                record["mixture_keys"] = list(cast(Cell, job.unit).mixture.keys)
             (baselines if job.kind == "baseline" else cells).append(record)
         return cells, baselines
 
