@@ -144,3 +144,11 @@ def test_cli_rejects_a_bad_config(tmp_path):
     bad_train.write_text(yaml.safe_dump({**MINIMAL, "train": {"grpo": {"learning_rat": 1e-6}}}))
     result = CliRunner().invoke(app, ["study", "--config", str(bad_train), "--dry-run", "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "grpo.learning_rate" in result.output
+
+
+def test_a_zero_weight_drops_a_key_from_the_mixture():
+    """"math:1,countdown:0" trains on the math domain alone: the synergy matrix must see one key."""
+    config = StudyConfig.from_mapping({"models": ["m"], "suites": ["math500"],
+                                       "mixtures": [{"name": "math", "mix": "math:1,countdown:0"}]})
+    [mixture] = config.mixtures
+    assert mixture.keys == ("math",) and mixture.mix == "math:1,countdown:0"
