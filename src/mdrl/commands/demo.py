@@ -66,8 +66,9 @@ def demo_config(models_dir: Path, full: bool = False, fast: bool = False) -> dic
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Study folder; re-run to resume."),
     cache_dir: Path | None = typer.Option(None, "--cache-dir",
-                                          help="Where the tiny models are built once and reused "
-                                               "(default: ~/.cache/mdrl/tiny, or $MDRL_CACHE_DIR/tiny)."),
+                                          help="Where the tiny models are built once and reused when the shipped "
+                                               "ones are not the current recipe's (default: ~/.cache/mdrl/tiny, "
+                                               "or $MDRL_CACHE_DIR/tiny)."),
     full: bool = typer.Option(False, "--full", help="The complete tiny grid: base and instruct x math, code, "
                                                     "puzzle, all pairs and all three x 3 seeds (about 45 minutes on 2 cores)."),
     runner: str | None = typer.Option(None, "--runner", help="package.module:factory giving your own CellRunner."),
@@ -98,7 +99,7 @@ def demo(
                                                                                        progress=progress))
     if models_dir == SHIPPED_DIR:
         typer.echo(f"tiny models: the shipped build in {models_dir}", err=True)
-    typer.echo("Tiny models, held-out success before RL:")
+    typer.echo("Tiny models before RL (the build's own measurement; the study's baselines are on held-out items):")
     typer.echo(accuracy_table(record))
     try:
         config = StudyConfig.from_mapping(demo_config(models_dir, full, fast))
