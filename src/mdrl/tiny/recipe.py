@@ -129,18 +129,11 @@ def generated(source: str, n: int, seed: int) -> list[Any]:
     return list(load_source(replace(spec, n=n, seed=seed)))
 
 
-def _response(prompt: str, reference: str) -> str:
-    # r1-base ends the prompt inside "<think>": the model continues the thought rather than reopening it.
-    if prompt.rstrip().endswith("<think>") and reference.lstrip().startswith("<think>"):
-        return reference.lstrip()[len("<think>"):]
-    return reference
-
-
 def training_examples(recipe: TinyRecipe, stage: StageConfig, tokenizer: Any, max_length: int
                       ) -> list[tuple[list[int], list[int]]]:
     """(input ids, labels) of every training item; the loss is on the response (and on the prompt when the
     stage says `prompt_loss`)."""
-    from mdrl.tiny.pretrain import render_prompts
+    from mdrl.tiny.pretrain import _response_target, render_prompts
 
     examples = []
     for source in recipe.sources:
@@ -148,7 +141,7 @@ def training_examples(recipe: TinyRecipe, stage: StageConfig, tokenizer: Any, ma
         prompts = render_prompts(items, stage.template, "en", tokenizer)
         for prompt, item in zip(prompts, items):
             prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-            response_ids = tokenizer(_response(prompt, item.reference), add_special_tokens=False)["input_ids"]
+            response_ids = tokenizer(_response_target(prompt, item.reference), add_special_tokens=False)["input_ids"]
             response_ids = response_ids + [tokenizer.eos_token_id]
             ids = (prompt_ids + response_ids)[:max_length]
             labels = ((prompt_ids if stage.prompt_loss else [-100] * len(prompt_ids)) + response_ids)[:max_length]
