@@ -167,6 +167,30 @@ def test_fast_recipe_is_deterministic(fast_models, tmp_path):
             (cache / "fast" / flavour / "model.safetensors").read_bytes()
 
 
+def test_a_new_instruct_stage_reuses_the_base_model_and_matches_a_full_build(fast_models, tmp_path):
+    import shutil
+    from dataclasses import replace
+
+    from mdrl.tiny.recipe import finished_base
+
+    cache, _ = fast_models
+    recipe = TinyRecipe().fast()
+    changed = replace(recipe, instruct=replace(recipe.instruct, steps=3, sources=("code:1",)))
+    assert finished_base(cache / "fast", changed) is not None
+    assert finished_base(cache / "fast", replace(recipe, base=replace(recipe.base, steps=3))) is None
+    shutil.copytree(cache / "fast", tmp_path / "reused")
+    base_file = tmp_path / "reused" / "base" / "model.safetensors"
+    base_written = base_file.stat().st_mtime_ns
+    steps: list[str] = []
+    reused = build_models(tmp_path / "reused", changed, on_step=lambda stage, *_: steps.append(stage))
+    assert steps == ["instruct"] * 3 and base_file.stat().st_mtime_ns == base_written
+    scratch = build_models(tmp_path / "scratch", changed)
+    assert (tmp_path / "reused" / "instruct" / "model.safetensors").read_bytes() == \
+        (tmp_path / "scratch" / "instruct" / "model.safetensors").read_bytes()
+    assert (reused["key"], reused["accuracy"]) == (scratch["key"], scratch["accuracy"])
+    assert read_built(tmp_path / "reused", changed) is not None
+
+
 @pytest.mark.slow
 def test_real_demo_finishes_within_budget(tmp_path):
     """The real thing on this machine: tiny models built from scratch, the default demo grid, the report."""

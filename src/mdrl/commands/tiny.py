@@ -34,12 +34,13 @@ def build_with_progress(out_dir: Path, recipe: Any, force: bool = False, progres
     """Build (or reuse) the tiny models in `out_dir` with a progress bar over optimizer steps."""
     import sys
 
-    from mdrl.tiny.recipe import build_models, read_built
+    from mdrl.tiny.recipe import build_models, finished_base, read_built
 
     if not force and read_built(out_dir, recipe) is not None:
         typer.echo(f"tiny models: reusing {out_dir} (built by this recipe)", err=True)
         return build_models(out_dir, recipe)
-    total = recipe.base.steps + recipe.instruct.steps
+    base_done = not force and finished_base(out_dir, recipe) is not None
+    total = (0 if base_done else recipe.base.steps) + recipe.instruct.steps
     bar = None
     if progress:
         from tqdm import tqdm
@@ -52,7 +53,9 @@ def build_with_progress(out_dir: Path, recipe: Any, force: bool = False, progres
             bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
             bar.update(1)
 
-    typer.echo(f"tiny models: building in {out_dir} ({total} training steps, then measuring accuracy)", err=True)
+    reuse = " (base model reused: same base stage)" if base_done else ""
+    typer.echo(f"tiny models: building in {out_dir} ({total} training steps, then measuring accuracy){reuse}",
+               err=True)
     try:
         return build_models(out_dir, recipe, force=force, on_step=on_step)
     finally:

@@ -6,14 +6,20 @@ No pretrained weights can be downloaded, so mdrl trains its own small policy:
 2. BASE: language-model training (prompt and response) on generated items of the three domain groups
    (arithmetic, linear functions, 2-person Knights & Knaves), prompted with the r1-base template
    ("User: ... Assistant: <think>");
-3. INSTRUCT: the base model, further fine-tuned on the responses of the same kind of items rendered with the
-   chat template (`<|im_start|>user ... <|im_end|>`), mirroring the study's base vs instruct comparison.
+3. INSTRUCT: the base model after a short fine-tuning on the responses of the same kind of items rendered
+   with the chat template (`<|im_start|>user ... <|im_end|>`), mirroring the study's base vs instruct
+   comparison.
 
 The aim is models right on part of the items, not all (15-60% sampled success): GRPO learns only from groups
-whose rewards differ. The default recipe (3000 + 300 steps, 2009 s on one core, measured 2026-11-22) lands
-Knights & Knaves there (base 37% greedy / 20% sampled) but overshoots code (100%) and undershoots math
-(2-4%): copying the prompt's numbers and names appears suddenly between 1000 and 3000 steps, arithmetic does
-not. The recipe ends by measuring success per source on fresh items (seed `eval_seed`, greedy and sampled at
+whose rewards differ. Measured 2026-11-22 on one core: 3000 base steps (~33 min) land Knights & Knaves there
+(base 37% greedy / 20% sampled) but overshoot code (100%: copying the prompt's numbers appears suddenly
+between 1000 and 3000 steps) and undershoot math (2-4%; 20,000 instead of 4,000 items per source or a
+response-only loss did not raise it). In the chat template the instruct stage moves code from 0% (no chat
+code seen) through 2% (20 steps), 22% (30), 47% (40) to 97% (60); its 40 steps leave instruct code and
+Knights & Knaves in the band and math at 0-2%. Changing only the instruct stage reuses the base model
+(`BASE_STAGE_FILE`): seconds, not half an hour.
+
+The recipe ends by measuring success per source on fresh items (seed `eval_seed`, greedy and sampled at
 temperature 1; questions may repeat training ones, unlike `gen:` suites) and writes it with the recipe itself
 to `mdrl_recipe.json` (OUT and each model folder).
 
@@ -40,8 +46,11 @@ from mdrl.tiny.pretrain import sft_step, warmup_cosine
 log = logging.getLogger(__name__)
 
 RECIPE_FILE = "mdrl_recipe.json"
+#: Written into base/ when the base stage ends: a rebuild whose recipe differs only in the instruct stage
+#: starts from that base instead of pre-training again (35 minutes of the build's 36).
+BASE_STAGE_FILE = "mdrl_base_stage.json"
 BASE_STEPS = 3000
-INSTRUCT_STEPS = 300
+INSTRUCT_STEPS = 40
 #: The models `mdrl tiny build` makes from the default recipe, committed so the demo starts at once.
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 FLAVOURS = {"base": "r1-base", "instruct": "chat"}
@@ -57,6 +66,8 @@ class StageConfig:
     warmup_steps: int = field(default=30, metadata={"help": "Linear learning-rate warm-up steps."})
     batch_size: int = field(default=8, metadata={"help": "Sequences per optimizer step."})
     item_seed: int = field(default=0, metadata={"help": "Seed of the generated training items."})
+    sources: tuple[str, ...] | None = field(default=None, metadata={
+        "help": "Generated sources of this stage; None: the recipe's sources."})
     prompt_loss: bool = field(default=False, metadata={
         "help": "Train on the prompt's tokens too (language-model pre-training), not only the response's. "
                 "Prompts repeat the names and numbers the answers need, so this teaches copying faster."})
@@ -104,7 +115,10 @@ class TinyRecipe:
         data["model"] = TinyModelConfig(**data["model"]) if "model" in data else TinyModelConfig()
         for stage in ("base", "instruct"):
             if stage in data:
-                data[stage] = StageConfig(**data[stage])
+                values = dict(data[stage])
+                if values.get("sources") is not None:
+                    values["sources"] = tuple(values["sources"])
+                data[stage] = StageConfig(**values)
         return cls(**data)
 
     def fast(self) -> TinyRecipe:
@@ -136,7 +150,7 @@ def training_examples(recipe: TinyRecipe, stage: StageConfig, tokenizer: Any, ma
     from mdrl.tiny.pretrain import _response_target, render_prompts
 
     examples = []
-    for source in recipe.sources:
+    for source in stage.sources or recipe.sources:
         items = [p for p in generated(source, recipe.items_per_source, stage.item_seed) if p.reference]
         prompts = render_prompts(items, stage.template, "en", tokenizer)
         for prompt, item in zip(prompts, items):
@@ -267,6 +281,26 @@ def recipe_key(recipe: TinyRecipe) -> str:
     return hashlib.sha256(json.dumps(recipe.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
 
 
+def base_stage_key(recipe: TinyRecipe) -> str:
+    """What the base model depends on: the whole recipe but its instruct stage."""
+    import hashlib
+
+    data = recipe.to_dict()
+    data.pop("instruct")
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def finished_base(folder: Path, recipe: TinyRecipe) -> dict[str, Any] | None:
+    """{stage, accuracy} of the base model in folder/base when this recipe's base stage made it, else None."""
+    try:
+        record = json.loads((Path(folder) / "base" / BASE_STAGE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if record.get("key") != base_stage_key(recipe) or not (Path(folder) / "base" / "model.safetensors").is_file():
+        return None
+    return record
+
+
 def read_built(folder: Path, recipe: TinyRecipe) -> dict[str, Any] | None:
     """The stored report when `folder` holds both models built by exactly this recipe, else None."""
     try:
@@ -282,8 +316,9 @@ def read_built(folder: Path, recipe: TinyRecipe) -> dict[str, Any] | None:
 
 def build_models(out_dir: str | Path, recipe: TinyRecipe = TinyRecipe(), force: bool = False,
                  on_step: Callable[[str, int, int, float], None] | None = None) -> dict[str, Any]:
-    """Build OUT/base and OUT/instruct from `recipe` (reusing a finished build of the same recipe unless
-    `force`), measure them, and write OUT/mdrl_recipe.json (also copied into each model folder).
+    """Build OUT/base and OUT/instruct from `recipe` (reusing a finished build of the same recipe, or the
+    base model of one with the same base stage, unless `force`), measure them, and write
+    OUT/mdrl_recipe.json (also copied into each model folder).
 
     `on_step(stage, step, total, loss)` is called after each optimizer step (for progress bars).
     """
@@ -298,23 +333,26 @@ def build_models(out_dir: str | Path, recipe: TinyRecipe = TinyRecipe(), force: 
     threads = torch.get_num_threads()
     torch.set_num_threads(recipe.threads)
     try:
-        return _build(out, recipe, on_step)
+        return _build(out, recipe, on_step, None if force else finished_base(out, recipe))
     finally:
         torch.set_num_threads(threads)
 
 
-def _build(out: Path, recipe: TinyRecipe, on_step: Callable[[str, int, int, float], None] | None
-           ) -> dict[str, Any]:
+def _build(out: Path, recipe: TinyRecipe, on_step: Callable[[str, int, int, float], None] | None,
+           base_done: dict[str, Any] | None) -> dict[str, Any]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     started = time.time()
     base_dir, instruct_dir = out / "base", out / "instruct"
-    for folder in (base_dir, instruct_dir):
+    for folder in (instruct_dir,) if base_done else (base_dir, instruct_dir):
         if folder.exists():
             shutil.rmtree(folder)
     (out / RECIPE_FILE).unlink(missing_ok=True)
-    build_tiny(base_dir, recipe.model, tokenizer_corpus(recipe))
+    if base_done:
+        log.info("tiny base: reusing %s (made by this recipe's base stage)", base_dir)
+    else:
+        build_tiny(base_dir, recipe.model, tokenizer_corpus(recipe))
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     tokenizer.padding_side = "left"  # batched generation of a decoder-only model pads on the left
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
@@ -325,14 +363,21 @@ def _build(out: Path, recipe: TinyRecipe, on_step: Callable[[str, int, int, floa
             if on_step is not None:
                 on_step(flavour, step, total, loss)
 
+        if flavour == "base" and base_done:
+            stages[flavour], accuracy[flavour] = base_done["stage"], base_done["accuracy"]
+            continue
         stages[flavour] = train_stage(model, tokenizer, recipe, stage, step_hook)
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
         accuracy[flavour] = measure(model, tokenizer, recipe, stage.template)
         log.info("tiny %s: %s", flavour, accuracy[flavour])
+        if flavour == "base":
+            done = {"key": base_stage_key(recipe), "stage": stages[flavour], "accuracy": accuracy[flavour]}
+            (folder / BASE_STAGE_FILE).write_text(json.dumps(done, indent=2), encoding="utf-8")
     record = {"key": recipe_key(recipe), "recipe": recipe.to_dict(), "templates": FLAVOURS, "stages": stages,
               "accuracy": accuracy, "parameters": model.num_parameters(),
-              "seconds": round(time.time() - started, 1), "torch": torch.__version__,
+              "seconds": round(time.time() - started, 1), "base_reused": base_done is not None,
+              "torch": torch.__version__,
               "threads": recipe.threads}
     for folder in (base_dir, instruct_dir):
         meta = {"kind": folder.name, "template": FLAVOURS[folder.name], "recipe_key": record["key"]}
