@@ -87,6 +87,14 @@ def test_cell_train_config_lays_the_cell_over_the_train_section():
     assert data["mix"] == "math:1,puzzle:1" and data["sources"] == ["paper:kk", "generate:zebra"]
 
 
+def test_a_reward_variant_replaces_the_train_sections_per_domain_rewards():
+    train = {"reward": {"domains": {"knights_knaves": {"mode": "proportional"}}, "workers": 2}}
+    study = config(rewards=["default", "binary"], train=train)
+    by_reward = {cell.reward.name: study.train_settings(cell)["reward"] for cell in study.cells()}
+    assert by_reward["default"] == train["reward"]
+    assert by_reward["binary"] == {"workers": 2, "mode": "binary", "format_weight": 0.0}
+
+
 def test_config_hash_follows_settings():
     study = config()
     cell = study.cells()[0]

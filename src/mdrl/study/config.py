@@ -543,7 +543,12 @@ class StudyConfig:
         reward = cell.reward.reward_config()
         if reward is not None:
             overlay["reward"] = {"mode": reward.mode, "format_weight": reward.format_weight}
-        return _plain(deep_merge(self.train_base(), overlay))
+        settings = deep_merge(self.train_base(), overlay)
+        if reward is not None:
+            # a reward variant is an axis of the study: per-domain rewards of the train section would
+            # otherwise keep their own mode (the `tiny` preset's proportional Knights & Knaves) under "binary"
+            settings["reward"].pop("domains", None)
+        return _plain(settings)
 
     def eval_settings(self, template: str, lang: str) -> dict[str, Any]:
         """Everything that decides a suite score besides the model."""
