@@ -125,6 +125,12 @@ def test_demo_config_points_tiny_models_at_the_cache(tmp_path):
                                                "code+puzzle", "math+code+puzzle"}
     assert len(full.cells()) == 2 * 7 * 3 and len(full.baselines()) == 2
     assert len(small.cells()) < len(full.cells())
+    # --full retrains none of the default demo's cells; it re-evaluates them with two samples per item
+    demo_training = {cell.cell_id: small.train_settings(cell) for cell in small.cells()}
+    reused = [cell for cell in full.cells() if cell.cell_id in demo_training]
+    assert len(reused) == len(small.cells())
+    assert all(full.train_settings(cell) == demo_training[cell.cell_id] for cell in reused)
+    assert (small.eval.sampling.get("n", 1), full.eval.sampling["n"]) == (1, 2)
 
 
 def test_demo_cli_builds_once_runs_the_grid_and_prints_the_report(fast_models, tmp_path):

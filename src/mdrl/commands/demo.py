@@ -25,6 +25,9 @@ FULL_GRID: dict[str, Any] = {
                  for size in (1, 2, 3) for combo in itertools.combinations(
                      [("math", "math:1,countdown:0"), ("code", "code:1"), ("puzzle", "knights_knaves:1")], size)],
     "seeds": [10, 11, 12],
+    # two samples per item: half the sampling noise of the demo's one (the default demo's cells are
+    # re-evaluated, not retrained)
+    "eval": {"sampling": {"n": 2}},
 }
 #: `--fast` (tests): one cell, two-item suites, one GRPO step, eight new tokens, one worker.
 FAST_GRID: dict[str, Any] = {
