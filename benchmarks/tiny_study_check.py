@@ -40,17 +40,17 @@ For one cell and suite, on the items both the cell and its baseline answered (n)
     items of one question as a cluster (= sd(d, ddof=1) / sqrt(n) when no question repeats; None below 2).
 Over the k seeds of a (model, mixture, suite) group (other axes that vary get their own columns):
     delta = mean of the seeds' deltas,   se_seeds = sd(seed deltas, ddof=1) / sqrt(k)  (None for k < 2),
-    se_items = sqrt(sum of the seeds' se_items^2) / k  (the item noise of the mean of k independent runs),
+    se_items = the clustered se of the per-item mean over seeds of d_i (so the one baseline evaluation
+               all seeds are compared with counts once, and pairing on items removes question difficulty),
     se = sqrt(se_seeds^2 + se_items^2) when both exist, else whichever exists.
 The significance ratio is z = delta / se with that combined se, and `> 2 SE` is yes when |delta| > 2 se.
 What the parts carry: se_seeds the spread of training runs (and again the cells' own sampling noise, so
-adding it to se_items counts that twice); se_items the finite item sample. The pooled se_items treats the
-seeds as independent, yet all of them are compared with the one baseline evaluation, whose share of the
-noise does not shrink with k: with many seeds it understates. One seed has no se_seeds, so its z says
-nothing about how a rerun would land. Generated suites at small levels repeat questions (the held-out
-tenth of a small item space, drawn 500 times: gen:code:1:500:7 asks 263 distinct questions), and greedy
-decoding answers repeats alike, so se_items clusters the items of one question (the JSON also keeps the
-unclustered se_items_unclustered).
+adding it to se_items counts that twice: conservative); se_items the finite item sample and the sampling
+noise of the baseline's and the cells' answers (evaluations at temperature > 0). One seed has no
+se_seeds, so its z says nothing about how a rerun would land. Generated suites at small levels repeat
+questions (the held-out tenth of a small item space, drawn 500 times: gen:code:1:500:7 asks 263 distinct
+questions), and a model answers repeats alike (greedy) or from one distribution (sampled), so se_items
+clusters the items of one question (the JSON also keeps the unclustered se_items_unclustered).
 `in-domain` is yes when the suite tests a domain of the mixture's keys (mdrl.study.tables' `key_suites`,
 with the study's `suite_domains`; keys of weight 0 are left out).
 
@@ -332,7 +332,7 @@ def paired_delta(cell: SuiteItems, base: SuiteItems, ids: Sequence[str]) -> dict
     and se_items_unclustered = sd(d, ddof=1)/sqrt(n)."""
     diffs = [cell.acc[i] - base.acc[i] for i in ids]
     n = len(diffs)
-    return {"n_paired": n, "trained_acc": _mean(cell.acc[i] for i in ids),
+    return {"_items": ({i: d for i, d in zip(ids, diffs)}, {i: cell.question[i] for i in ids}), "n_paired": n, "trained_acc": _mean(cell.acc[i] for i in ids),
             "baseline_acc": _mean(base.acc[i] for i in ids), "delta": _mean(diffs),
             "se_items": clustered_se(diffs, [cell.question[i] for i in ids]),
             "se_items_unclustered": statistics.stdev(diffs) / math.sqrt(n) if n >= 2 else None}
@@ -430,11 +430,14 @@ def analyse(study_dir: Path, recipe_override: Path | None = None) -> dict[str, A
 # --------------------------------------------------------------------------- aggregate over seeds
 
 
-def pooled(ses: Sequence[float | None]) -> float | None:
-    """The standard error of the mean of k independent estimates: sqrt(sum se^2) / k (None if one is missing)."""
-    if not ses or any(s is None for s in ses):
+def joint_se_items(members: Sequence[Mapping[str, Any]]) -> float | None:
+    """Clustered se of the seeds' mean delta from the per-item mean of their differences (items all seeds
+    answered): the shared baseline's noise counted once, not shrunk by the number of seeds."""
+    if not members or any("_items" not in m for m in members):
         return None
-    return math.sqrt(sum(s ** 2 for s in ses if s is not None)) / len(ses)
+    ids = sorted(set.intersection(*(set(m["_items"][0]) for m in members)))
+    diffs = [sum(m["_items"][0][i] for m in members) / len(members) for i in ids]
+    return clustered_se(diffs, [members[0]["_items"][1][i] for i in ids]) if len(ids) >= 2 else None
 
 
 def aggregate(members: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -443,7 +446,7 @@ def aggregate(members: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
     paired = [m for m in members if m.get("delta") is not None]
     delta, se_seeds = mean_se([m["delta"] for m in paired])
-    se_items = pooled([m["se_items"] for m in paired])
+    se_items = joint_se_items(paired)
     present = [s for s in (se_seeds, se_items) if s is not None]
     se = math.sqrt(sum(s ** 2 for s in present)) if present else None
     return {"seeds": len(members), "paired_seeds": len(paired),
@@ -539,6 +542,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = analyse(args.study_dir, args.recipe)
     extra, rows = table_rows(result)
     result["table"] = rows
+    for job in result["jobs"]:  # per-item differences: in memory for the pooled se, not in the JSON
+        for numbers in job.get("suites", {}).values():
+            numbers.pop("_items", None)
+            numbers.get("unseen", {}).pop("_items", None)
     out = args.out or args.study_dir / "study_check.json"
     out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     heldout = result["heldout"]
