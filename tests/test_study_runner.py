@@ -186,10 +186,14 @@ def test_workers_run_cells_in_parallel_processes_with_the_same_results(tmp_path)
         Study(config, tmp_path / "zero", StoredResponseRunner(config)).run(workers=0)
 
 
+def run_cli_command(config_path: Path, out: Path) -> list[str]:
+    return [sys.executable, "-m", "mdrl", "study", "--config", str(config_path), "--out", str(out),
+            "--runner", "test_study_support:make_runner", "--no-progress"]
+
+
 def run_cli(config_path: Path, out: Path, env: dict, **kwargs) -> subprocess.Popen:
-    command = [sys.executable, "-m", "mdrl", "study", "--config", str(config_path), "--out", str(out),
-               "--runner", "test_study_support:make_runner", "--no-progress"]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **kwargs)
+    return subprocess.Popen(run_cli_command(config_path, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, **kwargs)
 
 
 def test_sigkill_then_resume_skips_finished_cells(tmp_path):
@@ -233,6 +237,56 @@ def test_sigkill_then_resume_skips_finished_cells(tmp_path):
     assert len(list(out.glob(f"cells/*/{RESULT}"))) == 6
     assert_tables_match_the_rule(json.loads((out / "results.json").read_text()))
     assert "report: " in stdout and "| training data |" in stdout
+
+
+def _children(pid: int) -> list[int]:
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[1]) == pid and fields[0] != "Z":
+            children.append(int(stat.parent.name))
+    return children
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_sigterm_to_the_study_process_stops_its_workers(tmp_path):
+    import yaml
+
+    config_path = tmp_path / "study.yaml"
+    config_path.write_text(yaml.safe_dump(study_mapping()))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+               MDRL_STUDY_TEST_SLEEP="60")
+    process = subprocess.Popen([*run_cli_command(config_path, tmp_path / "out"), "--workers", "2"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        while len(workers := _children(process.pid)) < 2:  # the two pool workers (a third: its resource tracker)
+            assert process.poll() is None, "the study exited before starting its workers"
+            assert time.monotonic() < deadline, "no workers within 120 s"
+            time.sleep(0.1)
+        time.sleep(1)  # the workers are past their initialiser and sleeping in a cell's training
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while (left := [pid for pid in workers if _alive(pid)]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not left, f"workers {left} outlived the study process"
+    finally:
+        process.kill()
+        for pid in {*workers, *_children(process.pid)}:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_train_outcome_from_mdrl_train():

@@ -29,6 +29,7 @@ import importlib
 import json
 import logging
 import os
+import signal
 import sys
 import time
 import traceback
@@ -424,7 +425,7 @@ class Study:
                 self._model(job.unit.model)
         threads = _torch_threads()
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_worker_init, initargs=(threads,)) as pool:
+                                 initializer=_worker_init, initargs=(threads, os.getpid())) as pool:
             futures = {pool.submit(_run_job_in_worker, self.config, self.out_dir, self.runner,
                                    dict(self._model_paths), job): job for job in pending}
             bar.set_description(f"{workers} workers")
@@ -572,7 +573,23 @@ def _torch_threads() -> int | None:
     return torch.get_num_threads() if torch is not None else None
 
 
-def _worker_init(threads: int | None) -> None:
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGTERM this worker when the study process dies: a killed `mdrl study -j N` must not
+    leave its workers (and their sandbox servers) training on, unseen, with the cores it gave up."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0) != 0:
+        log.warning("worker %d: prctl(PR_SET_PDEATHSIG) failed: %s", os.getpid(), os.strerror(ctypes.get_errno()))
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def _worker_init(threads: int | None, parent: int) -> None:
+    _die_with_parent(parent)
     # a spawned worker starts with torch's default (every core): N workers would each grab them all
     if threads is not None:
         import torch
