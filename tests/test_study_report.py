@@ -120,6 +120,23 @@ def test_results_json_and_markdown(outputs):
     assert "| math (n=2) | 42.5 ± 2.5 (+22.5) |" in markdown
 
 
+def test_paths_inside_the_study_folder_are_stored_relative_to_it(tmp_path):
+    cells = make_cells()
+    inside = tmp_path / "cells" / cells[0]["cell_id"] / "final"
+    cells[0]["checkpoint"] = str(inside)
+    cells[0]["scores"]["math500"]["samples_file"] = str(inside.parent / "eval" / "samples.jsonl")
+    config = StudyConfig.from_mapping({"name": "paths", "models": [{"name": "base", "path": "Qwen/Qwen2.5-7B"}],
+                                       "mixtures": ["math", "puzzle", "math+puzzle"], "seeds": [0, 1],
+                                       "suites": SUITES})
+    write_outputs(config, tmp_path, cells, [BASELINE], {"planned": 7}, [])
+    stored = json.loads((tmp_path / "results.json").read_text())
+    first = stored["cells"][0]
+    assert first["checkpoint"] == f"cells/{cells[0]['cell_id']}/final"
+    assert first["scores"]["math500"]["samples_file"] == f"cells/{cells[0]['cell_id']}/eval/samples.jsonl"
+    assert stored["cells"][1]["checkpoint"] == cells[1]["checkpoint"]  # outside the folder: as recorded
+    assert stored["baselines"][0]["model_path"] == "Qwen/Qwen2.5-7B"
+
+
 def test_plots_are_real_pngs(outputs):
     from PIL import Image
 

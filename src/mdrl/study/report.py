@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import os
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -71,6 +72,19 @@ def compute_results(config: StudyConfig, cells: Sequence[Mapping[str, Any]],
     return out
 
 
+def _relative_paths(value: Any, root: Path) -> Any:
+    """`value` with every path string inside `root` made relative to it."""
+    if isinstance(value, Mapping):
+        return {key: _relative_paths(item, root) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_relative_paths(item, root) for item in value]
+    if isinstance(value, str):
+        for prefix in {f"{root}{os.sep}", f"{root.resolve()}{os.sep}"}:
+            if value.startswith(prefix):
+                return value[len(prefix):]
+    return value
+
+
 def write_outputs(config: StudyConfig, out_dir: Path, cells: Sequence[Mapping[str, Any]],
                   baselines: Sequence[Mapping[str, Any]], counts: Mapping[str, int],
                   failed: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], dict[str, Path], str]:
@@ -102,8 +116,9 @@ def write_outputs(config: StudyConfig, out_dir: Path, cells: Sequence[Mapping[st
         "counts": dict(counts),
         "failed": [{k: v for k, v in f.items() if k != "traceback"} for f in failed],
         "tables": tables,
-        "baselines": list(baselines),
-        "cells": list(cells),
+        "paths_relative_to": "this folder",  # so a copied or moved study folder keeps its links
+        "baselines": _relative_paths(list(baselines), out_dir),
+        "cells": _relative_paths(list(cells), out_dir),
         "config": config.resolved(),
     }
     paths["results_json"] = out_dir / "results.json"
