@@ -299,3 +299,19 @@ def test_train_outcome_from_mdrl_train():
     assert trl == {"final_model": "/runs/c/final", "global_step": 2, "checkpoint": "/runs/c/final"}
     with pytest.raises(RuntimeError, match="run the written launch script"):  # veRL prepared, not trained
         train_outcome({"run_dir": "/runs/c", "launch_script": "/runs/c/launch.sh", "launched": False}, cell)
+
+
+def test_workers_share_the_cores_out(monkeypatch):
+    import torch
+
+    from mdrl.study import runner
+
+    monkeypatch.setattr(runner.os, "sched_getaffinity", lambda _pid: set(range(8)), raising=False)
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(8)
+        assert [runner._worker_threads(n) for n in (1, 2, 3, 8, 16)] == [8, 4, 2, 1, 1]
+        torch.set_num_threads(1)  # the parent's own choice (`mdrl demo --threads 1`) caps the share
+        assert runner._worker_threads(2) == 1
+    finally:
+        torch.set_num_threads(previous)

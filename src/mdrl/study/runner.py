@@ -423,7 +423,7 @@ class Study:
         for job in pending:
             with contextlib.suppress(Exception):
                 self._model(job.unit.model)
-        threads = _torch_threads()
+        threads = _worker_threads(workers)
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=_worker_init, initargs=(threads, os.getpid())) as pool:
             futures = {pool.submit(_run_job_in_worker, self.config, self.out_dir, self.runner,
@@ -568,9 +568,15 @@ def _error_record(job: Job) -> dict[str, Any]:
             "traceback": traceback.format_exc(), "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 
-def _torch_threads() -> int | None:
+def _worker_threads(workers: int) -> int:
+    """torch threads for each of `workers` processes: the cores shared out, capped by the parent's own
+    setting (`mdrl demo --threads`). A spawned worker would otherwise take every core, and N workers x all
+    cores thrash: two GRPO runs side by side with 2 threads each on 2 cores took 16 s a step, with 1 each
+    3.5 s."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    share = max(1, cores // workers)
     torch = sys.modules.get("torch")
-    return torch.get_num_threads() if torch is not None else None
+    return min(share, torch.get_num_threads()) if torch is not None else share
 
 
 def _die_with_parent(parent: int) -> None:
@@ -588,13 +594,13 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _worker_init(threads: int | None, parent: int) -> None:
+def _worker_init(threads: int, parent: int) -> None:
     _die_with_parent(parent)
-    # a spawned worker starts with torch's default (every core): N workers would each grab them all
-    if threads is not None:
-        import torch
-
+    torch = sys.modules.get("torch")
+    if torch is not None:
         torch.set_num_threads(threads)
+    else:  # read by torch when a job imports it; importing it here would slow down jobs that never do
+        os.environ["OMP_NUM_THREADS"] = str(threads)
 
 
 def _run_job_in_worker(config: StudyConfig, out_dir: Path, runner: CellRunner, model_paths: dict[str, str],
