@@ -1,7 +1,7 @@
 """One command after installation: build (or reuse) the embedded tiny models, run a bounded study on
 generated data (baselines, single-domain and mixed GRPO cells, the evaluation matrix), and print the
-tables and the path of the HTML report. About 9 minutes on 2 CPU cores; `--full` runs the whole tiny
-grid (about 45 minutes)."""
+tables and the path of the HTML report. About 11 minutes on 2 CPU cores; `--full` runs the whole tiny
+grid (about 70 minutes)."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ def demo(
                                                "ones are not the current recipe's (default: ~/.cache/mdrl/tiny, "
                                                "or $MDRL_CACHE_DIR/tiny)."),
     full: bool = typer.Option(False, "--full", help="The complete tiny grid: base and instruct x math, code, "
-                                                    "puzzle, all pairs and all three x 3 seeds (about 45 minutes on 2 cores)."),
+                                                    "puzzle, all pairs and all three x 3 seeds (about 70 minutes on 2 cores)."),
     runner: str | None = typer.Option(None, "--runner", help="package.module:factory giving your own CellRunner."),
     fast: bool = typer.Option(False, "--fast", hidden=True,
                               help="Seconds-long models and grid, to test the wiring (numbers mean nothing)."),
