@@ -571,8 +571,8 @@ def _error_record(job: Job) -> dict[str, Any]:
 def _worker_threads(workers: int) -> int:
     """torch threads for each of `workers` processes: the cores shared out, capped by the parent's own
     setting (`mdrl demo --threads`). A spawned worker would otherwise take every core, and N workers x all
-    cores thrash: two GRPO runs side by side with 2 threads each on 2 cores took 16 s a step, with 1 each
-    3.5 s."""
+    cores thrash: two tiny-model GRPO runs side by side on 2 cores took 11-16 s a step with 2 threads
+    each, 3-5 s with 1 each."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     share = max(1, cores // workers)
     torch = sys.modules.get("torch")
