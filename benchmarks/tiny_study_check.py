@@ -332,7 +332,8 @@ def paired_delta(cell: SuiteItems, base: SuiteItems, ids: Sequence[str]) -> dict
     and se_items_unclustered = sd(d, ddof=1)/sqrt(n)."""
     diffs = [cell.acc[i] - base.acc[i] for i in ids]
     n = len(diffs)
-    return {"_items": ({i: d for i, d in zip(ids, diffs)}, {i: cell.question[i] for i in ids}), "n_paired": n, "trained_acc": _mean(cell.acc[i] for i in ids),
+    return {"_items": (dict(zip(ids, diffs)), {i: cell.question[i] for i in ids}),
+            "n_paired": n, "trained_acc": _mean(cell.acc[i] for i in ids),
             "baseline_acc": _mean(base.acc[i] for i in ids), "delta": _mean(diffs),
             "se_items": clustered_se(diffs, [cell.question[i] for i in ids]),
             "se_items_unclustered": statistics.stdev(diffs) / math.sqrt(n) if n >= 2 else None}

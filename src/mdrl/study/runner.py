@@ -584,12 +584,13 @@ def _die_with_parent(parent: int) -> None:
     leave its workers (and their sandbox servers) training on, unseen, with the cores it gave up."""
     if not sys.platform.startswith("linux"):
         return
-    import ctypes
+    from mdrl.sandbox._seccomp import prctl
 
     pr_set_pdeathsig = 1
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0) != 0:
-        log.warning("worker %d: prctl(PR_SET_PDEATHSIG) failed: %s", os.getpid(), os.strerror(ctypes.get_errno()))
+    try:
+        prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except OSError as exc:
+        log.warning("worker %d: %s", os.getpid(), exc)
     if os.getppid() != parent:  # the parent died before the request took effect
         os._exit(1)
 
