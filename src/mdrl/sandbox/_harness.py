@@ -23,6 +23,7 @@ import sys
 import threading
 import types
 
+import _plain
 import _proto
 
 # --- references captured before any user code can exist ----------------------------------------
@@ -230,8 +231,9 @@ def snapshot(preludes=()) -> None:
 
 # --- entering the sandbox ----------------------------------------------------------------------
 
-def enter_sandbox(cfg: dict, slot_uid: int, seccomp_installer, devnull: int, result_fd: int) -> None:
-    """Isolation for this child, in an order where each step still has the rights it needs."""
+def enter_sandbox(cfg: dict, slot_uid: int, seccomp_installer, devnull: int, fds: tuple[int, ...]) -> None:
+    """Isolation for this child, in an order where each step still has the rights it needs.
+    `fds` (the child's pipes to its server) end up as fds 3, 4, ...; every other fd is closed."""
     os.setsid()  # own session and process group: the server kills the whole group at the end
     # The child is born in its server's cgroup (moving a task between cgroups costs milliseconds);
     # on memory pressure the kernel's OOM killer takes the child, never the server.
@@ -259,9 +261,10 @@ def enter_sandbox(cfg: dict, slot_uid: int, seccomp_installer, devnull: int, res
         seccomp_installer.not_dumpable()
     for fd in (0, 1, 2):
         _dup2(devnull, fd)
-    if result_fd != RESULT_FD:
-        _dup2(result_fd, RESULT_FD, inheritable=True)
-    os.closerange(RESULT_FD + 1, 1 << 16)  # the server's pipes to the client must not leak in
+    moved = [_fcntl(fd, fcntl.F_DUPFD, 3 + _len(fds)) for fd in fds]  # out of the targets' way
+    for target, fd in enumerate(moved, start=3):
+        _dup2(fd, target, inheritable=True)
+    os.closerange(3 + _len(fds), 1 << 16)  # the server's pipes to the client must not leak in
     if seccomp_installer is not None:
         seccomp_installer.install()
     sys.dont_write_bytecode = True
@@ -328,10 +331,6 @@ def run_job(job: dict, secret: bytes, prelude: Prelude | None) -> None:
     try:
         if mode == "stdio":
             _run_stdio(job, emit)
-        elif mode == "asserts":
-            _run_asserts(job, emit, prelude)
-        elif mode == "pytest":
-            _run_pytest(job, emit, prelude)
         else:
             emit(_proto.FINISHED, b"\0\0\0\0" + f"harness: unknown mode {mode}".encode())
     except _BaseException as exc:  # the harness itself must never turn an error into a pass
@@ -379,172 +378,209 @@ def _run_program(code, namespace: dict, emit) -> bool:
     return False
 
 
-class _CaseHooks:
-    """The functions the rewritten asserts call. One instance per child; state lives in closures."""
+# --- functional tests: the program answers calls; the tests run in another process ---------------
 
-    def __init__(self, emit, skip: int) -> None:
-        state = [0]
-        _restore = _PRISTINE.restore_between_cases
+REQUEST_FD = 3
+REPLY_FD = 4
+_read = os.read
+_frame_len = _proto.FRAME_LEN
+_encode = _plain.encode
+_NotPlain = _plain.NotPlain
+_callable = callable
+_getattr = getattr
 
-        def enter(_state=state, _skip=skip, _emit=emit):
-            i = _state[0]
-            _state[0] = i + 1
-            if i >= MAX_CASES:
-                raise _Abort(f"more than {MAX_CASES} test cases")
-            if i == _skip and i:
-                _emit(_proto.REACHED, b"")
-            return i >= _skip
 
-        def check(value, _state=state, _emit=emit, _pc=_pack_case):
-            i = _state[0] - 1
-            try:
-                # `not not` is the interpreter's own truth test; `bool` could be a patched builtin.
-                ok = value is True or (value is not False and not not value)  # noqa: SIM208
-            except _BaseException as exc:
-                _emit(_proto.CASE, _pc(i, _proto.FAILED, _describe(exc)))
+def _send(payload: bytes, _w=_write, _fd=REPLY_FD) -> None:
+    view = memoryview(_frame_len.pack(_len(payload)) + payload)
+    while view:
+        view = view[_w(_fd, view):]
+
+
+def _receive() -> bytes | None:
+    head = _read_exactly(4)
+    if head is None:
+        return None
+    return _read_exactly(_frame_len.unpack(head)[0])
+
+
+def _read_exactly(n: int, _r=_read, _fd=REQUEST_FD) -> bytes | None:
+    chunks = []
+    while n:
+        chunk = _r(_fd, min(n, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        n -= _len(chunk)
+    return b"".join(chunks)
+
+
+class _Program:
+    """The program's side of the call protocol (see `_tester` for the other side).
+
+    Everything here runs in the sandboxed child, next to the program: nothing it sends is trusted.
+    The trusted side decodes each reply as plain data, so the worst a program that rewrites this
+    class can do is answer with plain values of its own choosing, which it could have returned."""
+
+    MUTABLE = (list, dict, set)
+
+    def __init__(self, namespace: dict, prelude: Prelude | None) -> None:
+        self.ns = namespace
+        self.objects: dict[int, object] = {}
+        lookup = prelude.builtins if prelude is not None else {}
+        self.list_node = self._class("ListNode", lookup, _plain.LinkedList)
+        self.tree_node = self._class("TreeNode", lookup, _plain.BinaryTree)
+
+    def _class(self, name: str, lookup: dict, fallback):
+        value = self.ns.get(name, lookup.get(name))
+        return value if _isinstance(value, _type) else fallback
+
+    def _decode(self, data: bytes):
+        return _plain.decode(data, self.list_node, self.tree_node, self._object)
+
+    def _object(self, number: int):
+        try:
+            return self.objects[number]
+        except KeyError:
+            raise _plain.MalformedData(f"no object {number} (the program restarted?)") from None
+
+    def serve(self) -> None:
+        while True:
+            frame = _receive()
+            if frame is None:
                 return
-            if _other_threads():
-                raise _Abort("test started threads")
-            _emit(_proto.CASE, _pc(i, _proto.PASSED if ok else _proto.FAILED, "" if ok else "AssertionError"))
-            _restore()  # a candidate that patched builtins (abs, sorted...) must not sway later cases
-
-        def fail(exc, _state=state, _emit=emit, _pc=_pack_case):
-            if _isinstance(exc, _Abort):
-                raise exc
-            i = _state[0] - 1
-            _emit(_proto.CASE, _pc(i, _proto.FAILED, _describe(exc)))
-            if _other_threads():
-                raise _Abort("test started threads")
-            _restore()
-
-        self.enter, self.check, self.fail = enter, check, fail
-        self.count = lambda: state[0]
-
-
-class _Abort(BaseException):
-    """Stops the test stage (too many cases, threads left behind)."""
-
-
-HOOK_NAMES = ("__mdrl_enter__", "__mdrl_check__", "__mdrl_fail__")
-
-
-def _test_namespace(user_ns: dict, prelude: Prelude | None, hooks: _CaseHooks) -> dict:
-    ns = dict(user_ns)
-    if prelude is not None:
-        ns.update(prelude.helpers)  # is_same_list, tree_node... as the prelude defined them
-        ns["__builtins__"] = prelude.builtins  # restored after the program ran
-    else:
-        ns["__builtins__"] = builtins
-    ns["__name__"] = "__main__"
-    ns["__mdrl_enter__"], ns["__mdrl_check__"], ns["__mdrl_fail__"] = hooks.enter, hooks.check, hooks.fail
-    return ns
-
-
-def _finish(emit, hooks: _CaseHooks, reason: str) -> None:
-    emit(_proto.FINISHED, (hooks.count()).to_bytes(4, "little") + reason.encode("utf-8", "replace"))
-
-
-def _run_asserts(job: dict, emit, prelude: Prelude | None) -> None:
-    code = _compile_program(job, emit)
-    if code is None:
-        return
-    tests = _marshal_loads(job["tests"])
-    user_ns = {"__name__": "__main__", "__builtins__": prelude.builtins if prelude is not None else builtins}
-    if not _run_program(code, user_ns, emit):
-        return
-    _PRISTINE.restore_for_tests()
-    hooks = _CaseHooks(emit, job.get("skip", 0))
-    ns = _test_namespace(user_ns, prelude, hooks)
-    reason = ""
-    try:
-        _exec(tests, ns)
-    except _Abort as exc:
-        reason = _str(exc.args[0])
-    except _BaseException as exc:
-        reason = f"test code raised {_describe(exc)}"
-    _finish(emit, hooks, reason)
-
-
-def _run_pytest(job: dict, emit, prelude: Prelude | None) -> None:
-    """A pytest-style file: every test function (and parametrized variant) is one case."""
-    code = _compile_program(job, emit)
-    if code is None:
-        return
-    tests = _marshal_loads(job["tests"])
-    module = _ModuleType(job.get("module", "solution"))
-    user_ns = module.__dict__
-    user_ns["__name__"] = module.__name__
-    user_ns["__builtins__"] = prelude.builtins if prelude is not None else builtins
-    sys.modules[module.__name__] = module
-    if not _run_program(code, user_ns, emit):
-        return
-    _PRISTINE.restore_for_tests()
-    sys.modules[module.__name__] = module
-    hooks = _CaseHooks(emit, job.get("skip", 0))
-    ns = {"__name__": "test_" + module.__name__, "__builtins__": builtins}
-    try:
-        _exec(tests, ns)
-        cases = _collect_pytest_cases(ns)
-    except _BaseException as exc:
-        _finish(emit, hooks, f"test file raised {_describe(exc)}")
-        return
-    reason = ""
-    try:
-        for label, func, kwargs in cases:
-            if not hooks.enter():
-                continue
-            if _type(func) is _str:  # a fixture we do not provide
-                hooks.fail(LookupError(func))
-                continue
             try:
-                func(**kwargs)
+                request = _plain.decode(frame)
+                reply = self.answer(request)
             except _BaseException as exc:
-                hooks.fail(exc)
+                reply = ("error", f"bad request: {_describe(exc)}")
+            try:
+                data = _encode(reply)
+            except _BaseException as exc:
+                data = _encode(("notplain", f"reply is not plain data: {_describe(exc)}"))
+            _send(data)
+
+    def answer(self, request: tuple):
+        kind = request[0]
+        if kind == "names":
+            return ("names", {name: self.describe(name) for name in request[1] if name in self.ns})
+        if kind == "getattr":
+            try:
+                value = _getattr(self._object(request[1]), request[2])
+            except _BaseException as exc:
+                return self._raised(exc)
+            if _callable(value) and not _isinstance(value, _type):
+                return ("callable",)
+            return self._result(value, "attribute")
+        if kind == "call":
+            return self.call(request[1], request[2], request[3])
+        return ("error", f"unknown request {kind!r}")
+
+    def describe(self, name: str) -> tuple:
+        value = self.ns[name]
+        if _type(value) is _ModuleType:
+            return ("module", _str(value.__name__))
+        if not _callable(value):
+            try:
+                return ("value", _encode(value))
+            except _NotPlain as exc:
+                return ("other", _str(exc))
+        kind = "class" if _isinstance(value, _type) else "function"
+        module = _getattr(value, "__module__", None)
+        qualname = _getattr(value, "__qualname__", None)
+        if _type(module) is _str and _type(qualname) is _str and module != self.ns.get("__name__"):
+            return (kind, module, qualname)  # imported: the tests may use their own copy
+        return (kind,)
+
+    def call(self, target: tuple, raw_args: tuple, raw_kwargs: dict):
+        try:
+            if target[0] == "name":
+                func = self.ns[target[1]]
             else:
-                hooks.check(True)
-    except _Abort as exc:
-        reason = _str(exc.args[0])
-    _finish(emit, hooks, reason)
+                func = _getattr(self._object(target[1]), target[2])
+            args = [self._decode(a) for a in raw_args]
+            kwargs = {k: self._decode(v) for k, v in raw_kwargs.items()}
+        except _BaseException as exc:
+            return ("error", f"cannot make the call: {_describe(exc)}")
+        try:
+            result = func(*args, **kwargs)
+        except _BaseException as exc:  # SystemExit included: a call that exits returned nothing
+            return self._raised(exc)
+        if _isinstance(func, _type):
+            number = _len(self.objects) + 1
+            self.objects[number] = result
+            return ("object", number)
+        reply = self._result(result, "result")
+        if reply[0] != "ok":
+            return reply
+        changed = []
+        for key, value, raw in [*zip(range(_len(args)), args, raw_args),
+                                *((k, kwargs[k], raw_kwargs[k]) for k in kwargs)]:
+            if _type(value) in self.MUTABLE or _type(value) is self.list_node or _type(value) is self.tree_node:
+                try:
+                    now = _encode(value)
+                except _BaseException as exc:
+                    why = _str(exc) if _isinstance(exc, _NotPlain) else _describe(exc)
+                    return ("notplain", f"argument {key!r} is not plain data after the call: {why}")
+                if now != raw:
+                    changed.append((key, now))
+        return ("ok", reply[1], tuple(changed))
+
+    def _result(self, value, what: str) -> tuple:
+        try:
+            return ("ok", _encode(value))
+        except _NotPlain as exc:
+            return ("notplain", f"{what} is not plain data: {_str(exc)}")
+        except _BaseException as exc:
+            return ("notplain", f"{what} is not plain data: {_describe(exc)}")
+
+    @staticmethod
+    def _raised(exc: BaseException) -> tuple:
+        name = _type(exc).__name__
+        try:
+            message = _str(exc)
+        except _BaseException:
+            message = ""
+        return ("raise", name if _type(name) is _str else "Exception", message[:_INFO_CHARS])
 
 
-def _collect_pytest_cases(ns: dict) -> list:
-    cases = []
-    for name, obj in list(ns.items()):
-        if name.startswith("test") and _type(obj) is types.FunctionType:
-            cases.extend(_expand(name, obj))
-        elif name.startswith("Test") and isinstance(obj, type):
-            instance = obj()
-            for attr in sorted(vars(obj)):
-                if attr.startswith("test") and callable(getattr(instance, attr)):
-                    cases.extend(_expand(f"{name}.{attr}", getattr(instance, attr)))
-    return cases
-
-
-def _expand(label: str, func) -> list:
-    """Parametrize marks become one case per parameter set; unknown fixtures fail the case."""
-    import inspect
-    marks = [m for m in getattr(func, "pytestmark", []) if getattr(m, "name", "") == "parametrize"]
-    params: list[dict] = [{}]
-    for mark in reversed(marks):
-        names, values = mark.args[0], mark.args[1]
-        if isinstance(names, str):
-            names = [n.strip() for n in names.split(",") if n.strip()]
-        expanded = []
-        for combo in params:
-            for value in values:
-                value = getattr(value, "values", value)  # pytest.param(...)
-                row = value if len(names) > 1 else (value,)
-                expanded.append({**combo, **dict(zip(names, row))})
-        params = expanded
+def serve_program(job: dict, prelude: Prelude | None) -> None:
+    """The program child of a functional job: run the module code, report, then answer calls."""
+    module_name = job.get("module") or "__main__"
+    namespace = {"__name__": module_name, "__builtins__": prelude.builtins if prelude is not None else builtins}
+    if module_name != "__main__":
+        module = _ModuleType(module_name)
+        namespace = module.__dict__
+        namespace["__builtins__"] = prelude.builtins if prelude is not None else builtins
+        sys.modules[module_name] = module
     try:
-        wanted = [p for p in inspect.signature(func).parameters if p != "self"]
-    except (TypeError, ValueError):
-        wanted = []
-    out = []
-    for kwargs in params:
-        missing = [p for p in wanted if p not in kwargs]
-        out.append((label, f"unsupported fixture {missing[0]!r}" if missing else func, kwargs))
-    return out
+        reason = _start_program(job["program"], namespace)
+    except _BaseException as exc:
+        reason = f"program error: {_describe(exc)}"
+    _send(_encode(("ready", reason)))
+    if not reason:
+        _Program(namespace, prelude).serve()
+    _exit(0)
+
+
+def _start_program(text: str, namespace: dict) -> str:
+    """Compile and run the module-level code; "" when it ran, else why not."""
+    try:
+        code = _compile(text, "<solution>", "exec", dont_inherit=True)
+    except _BaseException as exc:  # SyntaxError, ValueError (null bytes), RecursionError, MemoryError
+        if _isinstance(exc, SyntaxError):
+            return f"syntax error: {exc.msg} (line {exc.lineno})"[:_INFO_CHARS]
+        return f"compile error: {_describe(exc)}"
+    try:
+        _exec(code, namespace)
+    except _SystemExit as exc:
+        try:
+            status = exc.code if exc.code is None or _isinstance(exc.code, int) else "text"
+        except _BaseException:
+            status = "?"
+        return f"program exited before the tests (SystemExit({status}))"
+    except _BaseException as exc:
+        return f"program error: {_describe(exc)}"
+    return ""
 
 
 def _run_stdio(job: dict, emit) -> None:

@@ -17,7 +17,7 @@ import marshal
 import os
 import struct
 
-_LEN = struct.Struct("<I")
+_LEN = FRAME_LEN = struct.Struct("<I")
 _REC = struct.Struct("<cI")
 _CASE = struct.Struct("<Ic")
 

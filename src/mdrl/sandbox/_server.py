@@ -10,11 +10,13 @@ a child subreaper, or pid 1 of its own pid namespace).
 
 from __future__ import annotations
 
+import fcntl
 import gc
 import json
 import os
 import select
 import signal
+import socket
 import sys
 import time
 
@@ -26,8 +28,10 @@ for _extra in reversed(_CONFIG.get("sys_path", [])):
         sys.path.insert(1, _extra)
 
 import _harness  # noqa: E402  (found through the sys.path entry above)
+import _plain  # noqa: E402
 import _proto  # noqa: E402
 import _seccomp  # noqa: E402
+import _tester  # noqa: E402
 
 MAX_RESULT_BYTES = 64 << 20
 MAX_ATTEMPTS = 64
@@ -111,6 +115,29 @@ class Server:
             "attempts": attempts,
         }
 
+    # --- a functional job: tests in a trusted child, the program in a sandboxed one --------------
+
+    def run_functional(self, job: dict, tests_fd: int) -> dict:
+        """The test child runs the tests and asks for each call to the program; this loop relays
+        the calls to the program child, times them, and restarts a program that crashed."""
+        start = time.monotonic()
+        relay = _Relay(self, job, start + float(job["run_timeout"]))
+        try:
+            relay.start_tester(tests_fd)
+            relay.loop()
+        finally:
+            relay.close()
+            self.sweep()
+        return {
+            "program": relay.program,
+            "cases": sorted((i, s, info) for i, (s, info) in relay.cases.items()),
+            "finished": relay.finished,
+            "end": relay.end,
+            "elapsed": time.monotonic() - start,
+            "tamper": False,
+            "attempts": relay.starts,
+        }
+
     def run_child(self, job: dict, prelude: _harness.Prelude | None, hard_deadline: float) -> dict:
         secret = os.urandom(_proto.SECRET_BYTES)
         r, w = os.pipe()
@@ -118,7 +145,7 @@ class Server:
         if pid == 0:  # child
             try:
                 os.close(r)
-                _harness.enter_sandbox(self.cfg, self.uid, self.installer, self.devnull, w)
+                _harness.enter_sandbox(self.cfg, self.uid, self.installer, self.devnull, (w,))
                 _harness.run_job(job, secret, prelude)
             finally:
                 os._exit(70)
@@ -415,6 +442,316 @@ def _probe_child(server: Server) -> dict:
     return report
 
 
+MAX_REPLY_BYTES = 64 << 20
+
+
+class _Relay:
+    """One functional job: the trusted test child (T), the program child (P) and the messages
+    between them. T's frames are trusted; P's are length-checked and forwarded as they are, and
+    T decodes them as plain data."""
+
+    def __init__(self, server: Server, job: dict, hard_deadline: float) -> None:
+        self.server = server
+        self.job = job
+        self.prelude = server.prelude(job.get("prelude", ""))
+        self.hard_deadline = hard_deadline
+        self.cpu_limit = float(job["test_timeout"])
+        self.wall_limit = float(job.get("test_wall_timeout", 4 * self.cpu_limit))
+        self.program: str | None = None  # "" once the program ran its module code
+        self.cases: dict[int, tuple[str, str]] = {}
+        self.finished: tuple[int, str] | None = None
+        self.end = ""
+        self.starts = 0
+        self.tester: int | None = None
+        self.child: dict | None = None  # the running program child
+        self.pending: bytes | None = None  # a request waiting for the program to be ready
+        self.poller = select.poll()
+        self.handlers: dict[int, object] = {}
+
+    # --- the two children ------------------------------------------------------------------------
+
+    def start_tester(self, tests_fd: int) -> None:
+        to_r, to_w = os.pipe()
+        from_r, from_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(to_w)
+                os.close(from_r)
+                _enter_tester(self.server, (tests_fd, to_r, from_w))
+                _tester.run(3, 4, 5, {"address_space_mb": self.server.cfg["address_space_mb"],
+                                      "cpu_s": float(self.job["run_timeout"]) + 2}, self.prelude)
+            finally:
+                os._exit(70)
+        for fd in (tests_fd, to_r, from_w):
+            os.close(fd)
+        self.tester, self.to_tester, self.from_tester = pid, to_w, from_r
+        self.tester_fd = os.pidfd_open(pid)
+        self._watch(from_r, self._on_tester)
+        self._watch(self.tester_fd, self._on_tester_exit)
+
+    def start_program(self) -> None:
+        self.starts += 1
+        req_r, req_w = os.pipe()
+        rep_r, rep_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(req_w)
+                os.close(rep_r)
+                _harness.enter_sandbox(self.server.cfg, self.server.uid, self.server.installer,
+                                       self.server.devnull, (req_r, rep_w))
+                _harness.serve_program(self.job, self.prelude)
+            finally:
+                os._exit(70)
+        os.close(req_r)
+        os.close(rep_w)
+        os.set_blocking(rep_r, False)
+        os.set_blocking(req_w, False)
+        child = {"pid": pid, "req": req_w, "rep": rep_r, "pidfd": os.pidfd_open(pid), "ready": False,
+                 "inbuf": bytearray(), "outbuf": bytearray(), "busy": False, "stat": f"/proc/{pid}/stat"}
+        self.child = child
+        self._watch(rep_r, self._on_program)
+        self._watch(child["pidfd"], self._on_program_exit)
+        self._clock(child)
+
+    def _clock(self, child: dict) -> None:
+        """Start the per-call limits: CPU seconds of the program, and wall seconds."""
+        now = time.monotonic()
+        child["wall0"] = now
+        child["cpu0"] = _cpu_seconds(child["stat"])
+        child["cpu_check_at"] = now + self.cpu_limit
+
+    def _watch(self, fd: int, handler) -> None:
+        self.poller.register(fd, select.POLLIN)
+        self.handlers[fd] = handler
+
+    def _unwatch(self, fd: int) -> None:
+        if fd in self.handlers:
+            self.poller.unregister(fd)
+            del self.handlers[fd]
+
+    # --- the loop -------------------------------------------------------------------------------
+
+    def loop(self) -> None:
+        self.start_program()
+        while self.tester is not None:
+            now = time.monotonic()
+            if now >= self.hard_deadline:
+                self.end = "timeout"
+                return
+            deadline = self.hard_deadline
+            child = self.child
+            if child is not None and (child["busy"] or not child["ready"]):
+                if now >= child["cpu_check_at"]:
+                    used = _cpu_seconds(child["stat"]) - child["cpu0"]
+                    if used >= self.cpu_limit:
+                        self._timeout()
+                        continue
+                    child["cpu_check_at"] = now + (self.cpu_limit - used)
+                if now >= child["wall0"] + self.wall_limit:
+                    self._timeout()
+                    continue
+                deadline = min(deadline, child["cpu_check_at"], child["wall0"] + self.wall_limit)
+            for fd, events in self.poller.poll(max(deadline - now, 0) * 1000 + 1):
+                handler = self.handlers.get(fd)
+                if handler is not None:
+                    handler(events)
+                if self.tester is None:
+                    return
+
+    def _timeout(self) -> None:
+        ready = self.child is not None and self.child["ready"]
+        self._kill_program()
+        self.end = "timeout"
+        if not ready and self.program is None:
+            self._stop_tester()  # the program never finished its module code
+            return
+        self._reply(("err", "timeout", "timeout"))
+
+    # --- the test child's side ------------------------------------------------------------------------
+
+    def _on_tester(self, _events) -> None:
+        try:
+            message = _proto.read_frame(self.from_tester)
+        except (OSError, ValueError, EOFError):
+            message = None
+        if message is None:
+            self._unwatch(self.from_tester)
+            return
+        kind = message[0]
+        if kind == "req":
+            self.pending = message[1]
+            if self.child is None:
+                if self.starts >= MAX_ATTEMPTS or time.monotonic() >= self.hard_deadline:
+                    self.pending = None
+                    self._reply(("err", "died", "program crashed too often"))
+                    return
+                self.start_program()
+            elif self.child["ready"]:
+                self._send_pending()
+        elif kind == "case":
+            index, status, info = message[1], message[2], message[3]
+            self.cases.setdefault(index, (status, info))
+        elif kind == "done":
+            self.finished = (message[1], message[2])
+
+    def _on_tester_exit(self, _events) -> None:
+        while self.from_tester in self.handlers:  # what it wrote before it exited
+            self._on_tester(0)
+        self._stop_tester()
+
+    def _reply(self, message: tuple) -> None:
+        try:
+            _proto.write_frame(self.to_tester, message)
+        except OSError:
+            self._stop_tester()
+
+    def _stop_tester(self) -> None:
+        if self.tester is not None:
+            _kill_group(self.tester)
+            os.waitpid(self.tester, 0)
+            self._unwatch(self.tester_fd)
+            self._unwatch(self.from_tester)
+            for fd in (self.tester_fd, self.to_tester, self.from_tester):
+                os.close(fd)
+            self.tester = None
+
+    # --- the program's side ---------------------------------------------------------------------
+
+    def _send_pending(self) -> None:
+        child = self.child
+        payload, self.pending = self.pending, None
+        child["outbuf"] += _proto.FRAME_LEN.pack(len(payload)) + payload
+        child["busy"] = True
+        self._clock(child)
+        self._flush()
+
+    def _flush(self, _events=0) -> None:
+        child = self.child
+        try:
+            while child["outbuf"]:
+                n = os.write(child["req"], child["outbuf"])
+                del child["outbuf"][:n]
+        except BlockingIOError:
+            pass
+        except OSError:
+            child["outbuf"].clear()  # it is gone; its exit will be noticed
+        if child["outbuf"] and child["req"] not in self.handlers:
+            self.poller.register(child["req"], select.POLLOUT)
+            self.handlers[child["req"]] = self._flush
+        elif not child["outbuf"] and child["req"] in self.handlers:
+            self._unwatch(child["req"])
+
+    def _on_program(self, _events) -> None:
+        child = self.child
+        try:
+            data = os.read(child["rep"], 1 << 20)
+        except BlockingIOError:
+            return
+        if not data:
+            self._unwatch(child["rep"])
+            return
+        child["inbuf"] += data
+        buf = child["inbuf"]
+        while len(buf) >= 4:
+            (size,) = _proto.FRAME_LEN.unpack_from(buf)
+            if size > MAX_REPLY_BYTES:
+                self._program_failed("reply too large")
+                return
+            if len(buf) < 4 + size:
+                return
+            payload = bytes(buf[4:4 + size])
+            del buf[:4 + size]
+            if not self._program_message(payload):
+                return
+
+    def _program_message(self, payload: bytes) -> bool:
+        child = self.child
+        if not child["ready"]:
+            try:
+                kind, reason = _plain.decode(payload)
+                ok = kind == "ready" and type(reason) is str
+            except (_plain.MalformedData, TypeError, ValueError):
+                ok = False
+            if not ok:
+                self._program_failed("broke the harness protocol")
+                return False
+            if reason:
+                if self.program is None:
+                    self.program = reason[:300]
+                    self._kill_program()
+                    self._stop_tester()
+                else:
+                    self._program_failed(f"program failed on restart: {reason[:200]}")
+                return False
+            child["ready"] = True
+            if self.program is None:
+                self.program = ""
+            if self.pending is not None:
+                self._send_pending()
+            return True
+        if not child["busy"]:
+            self._program_failed("wrote to the harness out of turn")
+            return False
+        child["busy"] = False
+        self._reply(("rep", payload))
+        return True
+
+    def _program_failed(self, reason: str) -> None:
+        """Stop the program child; the call in flight (if any) fails with `reason`."""
+        waiting = self.child is not None and (self.child["busy"] or self.pending is not None)
+        self._kill_program()
+        if waiting:
+            self.pending = None
+            self._reply(("err", "died", reason))
+
+    def _on_program_exit(self, _events) -> None:
+        child = self.child
+        while child["rep"] in self.handlers and self.child is child:  # replies written before it died
+            self._on_program(0)
+        if self.child is not child:
+            return
+        status = self._kill_program()
+        reason = _describe_status(status)
+        if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL and self.server._oom_killed():
+            reason = "out of memory (cgroup memory cap)"
+        if self.program is None:  # died in its module code
+            self.end = reason
+            self._stop_tester()
+        elif child["busy"] or self.pending is not None:
+            self.pending = None
+            self._reply(("err", "died", f"program crashed: {reason}"))
+
+    def _kill_program(self) -> int:
+        child, self.child = self.child, None
+        if child is None:
+            return 0
+        _kill_group(child["pid"])
+        _, status = os.waitpid(child["pid"], 0)
+        for fd in (child["rep"], child["pidfd"], child["req"]):
+            self._unwatch(fd)
+            os.close(fd)
+        return status
+
+    def close(self) -> None:
+        self._kill_program()
+        self._stop_tester()
+
+
+def _enter_tester(server: Server, fds: tuple[int, ...]) -> None:
+    """The trusted test child: its own process group, not dumpable (a program running as the same
+    uid cannot read its memory), no fds but its own."""
+    os.setsid()
+    _seccomp.prctl(_seccomp.PR_SET_DUMPABLE, 0)
+    for fd in (0, 1, 2):
+        os.dup2(server.devnull, fd)
+    moved = [fcntl.fcntl(fd, fcntl.F_DUPFD, 3 + len(fds)) for fd in fds]
+    for target, fd in enumerate(moved, start=3):
+        os.dup2(fd, target, inheritable=True)
+    os.closerange(3 + len(fds), 1 << 16)
+
+
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -497,12 +834,17 @@ def main() -> None:
     _harness.snapshot(server.preludes.values())
     gc.collect()
     gc.freeze()  # children then do not touch (and copy) the server's pages when they collect
+    control = socket.socket(fileno=0)  # a unix socket: jobs carry the tests' memfd alongside
     while True:
-        job = _proto.read_frame(0)
+        marker, fds, _flags, _addr = socket.recv_fds(control, 1, 1)
+        job = _proto.read_frame(0) if marker else None
         if job is None:
             break
         try:
-            reply = server.run(job)
+            if fds:
+                reply = server.run_functional(job, fds[0])
+            else:
+                reply = server.run(job)
         except Exception as exc:  # noqa: BLE001 - the client turns this into a failed result
             reply = {"error": f"{type(exc).__name__}: {exc}"}
         _proto.write_frame(1, reply)

@@ -10,6 +10,7 @@ import marshal
 import os
 import queue
 import select
+import socket
 import subprocess
 import sys
 import threading
@@ -99,8 +100,17 @@ class _Server:
 
     def start(self) -> None:
         self.stop()
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd="/",
-                                     close_fds=True, start_new_session=True, env=_server_env())
+        # One unix socket for both directions: a job's tests travel as a memfd passed alongside it.
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.proc = subprocess.Popen(self.argv, stdin=theirs, stdout=theirs, cwd="/", close_fds=True,
+                                         start_new_session=True, env=_server_env())
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self.sock = ours
         self.owner = os.getpid()
         self.restarts += 1
 
@@ -108,11 +118,10 @@ class _Server:
         proc, self.proc = self.proc, None
         if proc is None or self.owner != os.getpid():
             return  # a forked copy of the pool must not stop the parent's servers
-        for stream in (proc.stdin, proc.stdout):
-            try:
-                stream.close()
-            except OSError:
-                pass
+        try:
+            self.sock.close()
+        except OSError:
+            pass
         try:
             proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
@@ -122,14 +131,30 @@ class _Server:
             except subprocess.TimeoutExpired:
                 log.warning("sandbox server %d did not exit", self.slot)
 
-    def call(self, job: dict, timeout: float) -> dict | None:
-        """Send a job and wait for the reply; None when the server died or hung (it is then stopped)."""
+    def call(self, job: dict, timeout: float, tests: bytes | None = None) -> dict | None:
+        """Send a job and wait for the reply; None when the server died or hung (it is then stopped).
+
+        `tests` (a functional job's test payload) goes in a memfd that the server hands to its test
+        child unread, so that nothing of the tests ever enters the process programs are forked from."""
         if self.proc is None or self.proc.poll() is not None:
             self.start()
-        assert self.proc is not None and self.proc.stdin is not None and self.proc.stdout is not None
+        assert self.proc is not None
         try:
-            _proto.write_frame(self.proc.stdin.fileno(), job)
-            reply = _read_frame_before(self.proc.stdout.fileno(), time.monotonic() + timeout)
+            fds = []
+            if tests is not None:
+                fd = os.memfd_create("mdrl-tests", os.MFD_CLOEXEC)
+                fds.append(fd)
+                view = memoryview(tests)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.lseek(fd, 0, os.SEEK_SET)
+            try:
+                socket.send_fds(self.sock, [b"J"], fds)
+            finally:
+                for fd in fds:
+                    os.close(fd)
+            _proto.write_frame(self.sock.fileno(), job)
+            reply = _read_frame_before(self.sock.fileno(), time.monotonic() + timeout)
         except (OSError, ValueError, EOFError) as exc:
             log.warning("sandbox server %d failed: %r; restarting it", self.slot, exc)
             reply = None
@@ -309,7 +334,7 @@ class Sandbox:
 
         Raises `formats.MalformedTestsError` when the tests themselves cannot run (a data problem).
         """
-        job, static_total = self._job(program, tests, test_timeout_s, run_timeout_s)
+        job, payload, static_total = self._job(program, tests, test_timeout_s, run_timeout_s)
         if self._closed:
             raise RuntimeError("sandbox is closed")
         if os.getpid() != self._pid:
@@ -318,7 +343,7 @@ class Sandbox:
         try:
             reply = None
             for _attempt in range(2):  # a crashed server is restarted and the job run again
-                reply = server.call(job, timeout=job["run_timeout"] + _REPLY_GRACE_S)
+                reply = server.call(job, timeout=job["run_timeout"] + _REPLY_GRACE_S, tests=payload)
                 if reply is not None and "error" not in reply:
                     break
                 if reply is not None:
@@ -353,7 +378,10 @@ class Sandbox:
 
         return list(executor.map(one, items))
 
-    def _job(self, program: str, tests: TestSpec, test_timeout_s, run_timeout_s) -> tuple[dict, int]:
+    def _job(self, program: str, tests: TestSpec, test_timeout_s,
+             run_timeout_s) -> tuple[dict, bytes | None, int]:
+        """The job for the fork server, the test payload for its test child (None for stdin/stdout
+        jobs, whose expected outputs are compared here), and the number of cases counted statically."""
         cfg = self.config
         job = {
             "program": program if isinstance(program, str) else str(program),
@@ -363,15 +391,15 @@ class Sandbox:
         }
         if isinstance(tests, StdioTests):
             job.update(mode="stdio", inputs=list(tests.inputs))
-            return job, len(tests.inputs)
+            return job, None, len(tests.inputs)
         if isinstance(tests, AssertTests):
             code, static = compile_asserts(tests.code)
-            job.update(mode="asserts", tests=code, prelude=tests.prelude)
-            return job, static
+            job.update(mode="asserts", prelude=tests.prelude)
+            return job, marshal.dumps({"mode": "asserts", "tests": code}), static
         if isinstance(tests, PytestTests):
             code, static = compile_pytest(tests.code)
-            job.update(mode="pytest", tests=code, prelude=tests.prelude, module=tests.module)
-            return job, static
+            job.update(mode="pytest", prelude=tests.prelude, module=tests.module)
+            return job, marshal.dumps({"mode": "pytest", "tests": code, "module": tests.module}), static
         raise TypeError(f"unknown test spec {type(tests).__name__}")
 
     # --- life cycle ----------------------------------------------------------------------------
