@@ -388,6 +388,7 @@ _encode = _plain.encode
 _NotPlain = _plain.NotPlain
 _callable = callable
 _getattr = getattr
+_id = id
 
 
 def _send(payload: bytes, _w=_write, _fd=REPLY_FD) -> None:
@@ -426,6 +427,7 @@ class _Program:
     def __init__(self, namespace: dict, prelude: Prelude | None) -> None:
         self.ns = namespace
         self.objects: dict[int, object] = {}
+        self.numbers: dict[int, int] = {}  # id(object) -> its handle
         lookup = prelude.builtins if prelude is not None else {}
         self.list_node = self._class("ListNode", lookup, _plain.LinkedList)
         self.tree_node = self._class("TreeNode", lookup, _plain.BinaryTree)
@@ -433,6 +435,21 @@ class _Program:
     def _class(self, name: str, lookup: dict, fallback):
         value = self.ns.get(name, lookup.get(name))
         return value if _isinstance(value, _type) else fallback
+
+    def _handle(self, value) -> int:
+        number = self.numbers.get(_id(value))
+        if number is None:
+            number = _len(self.objects) + 1
+            self.objects[number] = value
+            self.numbers[_id(value)] = number
+        return number
+
+    def _handle_of(self, value):
+        return self.numbers.get(_id(value))
+
+    def _encode(self, value) -> bytes:
+        """Plain data, where objects the tests already hold travel as their handles."""
+        return _encode(value, self._handle_of)
 
     def _decode(self, data: bytes):
         return _plain.decode(data, self.list_node, self.tree_node, self._object)
@@ -470,7 +487,13 @@ class _Program:
                 return self._raised(exc)
             if _callable(value) and not _isinstance(value, _type):
                 return ("callable",)
-            return self._result(value, "attribute")
+            return self._value(value)
+        if kind == "setattr":
+            try:
+                setattr(self._object(request[1]), request[2], self._decode(request[3]))
+            except _BaseException as exc:
+                return self._raised(exc)
+            return ("ok", _encode(None))
         if kind == "call":
             return self.call(request[1], request[2], request[3])
         return ("error", f"unknown request {kind!r}")
@@ -480,10 +503,7 @@ class _Program:
         if _type(value) is _ModuleType:
             return ("module", _str(value.__name__))
         if not _callable(value):
-            try:
-                return ("value", _encode(value))
-            except _NotPlain as exc:
-                return ("other", _str(exc))
+            return self._value(value)
         kind = "class" if _isinstance(value, _type) else "function"
         module = _getattr(value, "__module__", None)
         qualname = _getattr(value, "__qualname__", None)
@@ -506,9 +526,7 @@ class _Program:
         except _BaseException as exc:  # SystemExit included: a call that exits returned nothing
             return self._raised(exc)
         if _isinstance(func, _type):
-            number = _len(self.objects) + 1
-            self.objects[number] = result
-            return ("object", number)
+            return ("object", self._handle(result))
         reply = self._result(result, "result")
         if reply[0] != "ok":
             return reply
@@ -517,13 +535,23 @@ class _Program:
                                 *((k, kwargs[k], raw_kwargs[k]) for k in kwargs)]:
             if _type(value) in self.MUTABLE or _type(value) is self.list_node or _type(value) is self.tree_node:
                 try:
-                    now = _encode(value)
+                    now = self._encode(value)
                 except _BaseException as exc:
                     why = _str(exc) if _isinstance(exc, _NotPlain) else _describe(exc)
                     return ("notplain", f"argument {key!r} is not plain data after the call: {why}")
                 if now != raw:
                     changed.append((key, now))
         return ("ok", reply[1], tuple(changed))
+
+    def _value(self, value) -> tuple:
+        """A global or attribute: plain data, else a handle (an object the tests may use but never
+        compare: only plain data is compared)."""
+        try:
+            return ("ok", self._encode(value))
+        except _NotPlain:
+            return ("object", self._handle(value))
+        except _BaseException as exc:
+            return self._raised(exc)
 
     def _result(self, value, what: str) -> tuple:
         try:

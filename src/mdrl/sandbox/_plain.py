@@ -4,7 +4,8 @@ Standalone on purpose (the fork server and its children import it by path).
 
 A tagged binary format mdrl owns: no pickle, no marshal, nothing `eval`ed. The encoder accepts
 exact built-in types only (None, bool, int, float, complex, str, bytes, list, tuple, dict, set,
-frozenset), plus linked lists and binary trees (objects of a class named `ListNode` with
+frozenset, and the built-in classes themselves), collections' Counter, OrderedDict, defaultdict
+and deque (rebuilt as the receiver's own), plus linked lists and binary trees (objects of a class named `ListNode` with
 `val`/`next`, or `TreeNode` with `val`/`left`/`right`, as LeetCode's prelude defines them), which
 travel as structures and are rebuilt from the receiver's own classes. Anything else, a subclass
 of a built-in included, is refused with the type's name. The decoder checks every length, depth
@@ -14,6 +15,8 @@ never an object whose behaviour the program chose.
 
 from __future__ import annotations
 
+import builtins
+import collections
 import struct
 
 MAX_DEPTH = 100
@@ -29,6 +32,17 @@ NONE, TRUE, FALSE = b"N", b"T", b"F"
 INT, FLOAT, COMPLEX, STR, BYTES = b"i", b"f", b"c", b"s", b"b"
 LIST, TUPLE, DICT, SET, FROZENSET = b"l", b"t", b"d", b"S", b"Z"
 LINKED, TREE, HANDLE = b"n", b"r", b"h"
+COUNTER, ORDERED, DEQUE, TYPE = b"C", b"O", b"q", b"y"
+
+#: Standard-library containers that travel as their contents and are rebuilt as the receiver's own
+#: (exact types only: a subclass is not plain). defaultdict arrives as a dict.
+_Counter, _OrderedDict, _defaultdict, _deque = (collections.Counter, collections.OrderedDict,
+                                                collections.defaultdict, collections.deque)
+#: Built-in classes that may be passed as values (`isinstance(x, int)`-style tests), by name.
+BUILTIN_TYPES = {name: getattr(builtins, name) for name in (
+    "bool", "bytes", "complex", "dict", "float", "frozenset", "int", "list", "object", "set", "str", "tuple",
+    "type", "bytearray", "range", "slice")}
+_TYPE_NAMES = {id(cls): name for name, cls in BUILTIN_TYPES.items()}
 
 _type = type
 _len = len
@@ -126,17 +140,18 @@ class Encoder:
         elif t is str:
             data = v.encode("utf-8", "surrogatepass")
             out += STR + _U32.pack(_len(data)) + data
-        elif t is list or t is tuple or t is set or t is frozenset:
-            tag = LIST if t is list else TUPLE if t is tuple else SET if t is set else FROZENSET
-            items = list(v) if t is set or t is frozenset else v
+        elif t is list or t is tuple or t is set or t is frozenset or t is _deque:
+            tag = (LIST if t is list else TUPLE if t is tuple else SET if t is set
+                   else FROZENSET if t is frozenset else DEQUE)
+            items = v if t is list or t is tuple else list(v)
             self._count(_len(items))
             out += tag + _U32.pack(_len(items))
             for item in items:
                 self._value(item, depth + 1)
-        elif t is dict:
+        elif t is dict or t is _Counter or t is _OrderedDict or t is _defaultdict:
             pairs = list(dict.items(v))
             self._count(_len(pairs))
-            out += DICT + _U32.pack(_len(pairs))
+            out += (COUNTER if t is _Counter else ORDERED if t is _OrderedDict else DICT) + _U32.pack(_len(pairs))
             for key, item in pairs:
                 self._value(key, depth + 1)
                 self._value(item, depth + 1)
@@ -144,6 +159,9 @@ class Encoder:
             out += BYTES + _U32.pack(_len(v)) + v
         elif t is complex:
             out += COMPLEX + _C128.pack(v.real, v.imag)
+        elif t is type and _id(v) in _TYPE_NAMES:
+            name = _TYPE_NAMES[_id(v)].encode()
+            out += TYPE + _U32.pack(_len(name)) + name
         else:
             kind = _node_kind(v)
             if kind is LINKED:
@@ -274,24 +292,26 @@ class Decoder:
                 raise MalformedData("bad utf-8") from None
         if tag == BYTES:
             return bytes(self._take(self._u32()))
-        if tag in (LIST, TUPLE, SET, FROZENSET):
+        if tag in (LIST, TUPLE, SET, FROZENSET, DEQUE):
             n = self._count(self._u32())
             items = [self._value(depth + 1) for _ in range(n)]
             if tag == LIST:
                 return items
             if tag == TUPLE:
                 return tuple(items)
+            if tag == DEQUE:
+                return _deque(items)
             try:
                 return set(items) if tag == SET else frozenset(items)
             except TypeError:
                 raise MalformedData("unhashable set item") from None
-        if tag == DICT:
+        if tag in (DICT, COUNTER, ORDERED):
             n = self._count(self._u32())
-            out = {}
+            out = {} if tag == DICT else _Counter() if tag == COUNTER else _OrderedDict()
             for _ in range(n):
                 key = self._value(depth + 1)
                 try:
-                    out[key] = self._value(depth + 1)
+                    dict.__setitem__(out, key, self._value(depth + 1))
                 except TypeError:
                     raise MalformedData("unhashable dict key") from None
             return out
@@ -318,6 +338,11 @@ class Decoder:
                     used.add(child)
                     setattr(nodes[i], side, nodes[child])
             return nodes[0] if nodes else None
+        if tag == TYPE:
+            cls = BUILTIN_TYPES.get(str(self._take(self._u32()), "ascii", "replace"))
+            if cls is None:
+                raise MalformedData("unknown type name")
+            return cls
         if tag == HANDLE:
             number = self._u32()
             if self.handle is None:

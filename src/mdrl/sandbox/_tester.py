@@ -99,7 +99,13 @@ class Remote:
                 reply = remote.link.request(("getattr", self._number, name))
                 if reply[0] == "callable":
                     return RemoteFunction(("attr", self._number, name), name)
-                return remote.outcome(reply)
+                return remote.outcome(reply, handles=True)
+
+            def __setattr__(self, name: str, value) -> None:
+                if name == "_number":
+                    object.__setattr__(self, name, value)
+                    return
+                remote.outcome(remote.link.request(("setattr", self._number, name, remote.encode(value))))
 
             def __bool__(self) -> bool:
                 raise ProgramError("the truth value of a program object is not plain data")
@@ -112,33 +118,40 @@ class Remote:
     def _handle_of(self, value):
         return object.__getattribute__(value, "_number") if type(value) is self.RemoteObject else None
 
-    def _decode(self, data):
+    def _decode(self, data, handles: bool = False):
+        """Plain data from the program; program objects (handles) only where `handles` allows:
+        never in a call's result, which the tests compare."""
         if type(data) is not bytes:
             raise ProgramError("malformed reply from the program")
         try:
-            return _plain.decode(data, self.list_node, self.tree_node)
+            return _plain.decode(data, self.list_node, self.tree_node, self.RemoteObject if handles else None)
         except _plain.MalformedData as exc:
             raise ProgramError(f"malformed data from the program: {exc}") from None
 
-    def call(self, target: tuple, args: tuple, kwargs: dict):
+    def encode(self, value) -> bytes:
         try:
-            raw_args = tuple(_plain.encode(a, self._handle_of) for a in args)
-            raw_kwargs = {k: _plain.encode(v, self._handle_of) for k, v in kwargs.items()}
+            return _plain.encode(value, self._handle_of)
         except _plain.NotPlain as exc:
             raise TypeError(f"the tests pass something that is not plain data: {exc}") from None
+
+    def call(self, target: tuple, args: tuple, kwargs: dict):
+        raw_args = tuple(self.encode(a) for a in args)
+        raw_kwargs = {k: self.encode(v) for k, v in kwargs.items()}
         reply = self.link.request(("call", target, raw_args, raw_kwargs))
-        if reply[0] == "object" and len(reply) == 2 and type(reply[1]) is int:
-            return self.RemoteObject(reply[1])
+        if reply[0] == "object":
+            return self.outcome(reply, handles=True)  # a class was called: its instance stays there
         result = self.outcome(reply)
         if len(reply) == 3 and type(reply[2]) is tuple:
             for change in reply[2]:
                 self._update(args, kwargs, change)
         return result
 
-    def outcome(self, reply: tuple):
+    def outcome(self, reply: tuple, handles: bool = False):
         kind = reply[0]
         if kind == "ok" and len(reply) >= 2:
-            return self._decode(reply[1])
+            return self._decode(reply[1], handles)
+        if kind == "object" and handles and len(reply) == 2 and type(reply[1]) is int:
+            return self.RemoteObject(reply[1])
         if kind == "raise" and len(reply) == 3 and type(reply[1]) is str and type(reply[2]) is str:
             raise _exception(reply[1], reply[2])
         if kind in ("notplain", "error") and len(reply) == 2 and type(reply[1]) is str:
@@ -156,7 +169,7 @@ class Remote:
             old = kwargs[key]
         else:
             raise ProgramError("malformed reply from the program")
-        new = self._decode(raw)
+        new = self._decode(raw, handles=True)
         kind = type(old)
         if kind is not type(new):
             raise ProgramError(f"argument {key!r} changed type in the program")
@@ -177,8 +190,11 @@ class Remote:
         if type(descriptor) is not tuple or not descriptor or type(descriptor[0]) is not str:
             return None
         kind = descriptor[0]
-        if kind == "value" and len(descriptor) == 2:
-            return self._decode(descriptor[1])
+        if kind in ("ok", "object"):
+            try:
+                return self.outcome(descriptor, handles=True)
+            except ProgramError:
+                return None
         if kind == "module" and len(descriptor) == 2:
             return _trusted_module(descriptor[1])
         if kind in ("function", "class"):
