@@ -63,10 +63,13 @@ X86_64 = {
     "chown": 92, "lchown": 94, "fchownat": 260, "truncate": 76, "mknod": 133, "mknodat": 259,
     "utime": 132, "utimes": 235, "utimensat": 280, "futimesat": 261, "setxattr": 188,
     "lsetxattr": 189, "removexattr": 197, "lremovexattr": 198,
+    "shmget": 29, "shmat": 30, "shmctl": 31, "shmdt": 67, "semget": 64, "semop": 65, "semctl": 66,
+    "semtimedop": 220, "msgget": 68, "msgsnd": 69, "msgrcv": 70, "msgctl": 71, "mq_open": 240,
+    "mq_unlink": 241, "mq_timedsend": 242, "mq_timedreceive": 243, "mq_notify": 244, "mq_getsetattr": 245,
 }
 
 #: Always refused: network sockets, running other programs, debugging other processes, new
-#: namespaces or mounts, io_uring (a second syscall interface the filter cannot see into), and
+#: namespaces or mounts, System V IPC and message queues, io_uring (a second syscall interface the filter cannot see into), and
 #: kernel-level knobs a sandboxed program never needs.
 DENIED = (
     "execve", "execveat", "ptrace", "mount", "umount2", "unshare", "setns", "io_uring_setup",
@@ -77,6 +80,11 @@ DENIED = (
     "mount_setattr", "name_to_handle_at", "open_by_handle_at", "quotactl", "syslog", "vhangup",
     "kcmp", "fanotify_init", "lookup_dcookie", "uselib", "iopl", "ioperm", "pidfd_getfd",
     "pidfd_send_signal",
+    # System V IPC and POSIX message queues outlive the program that made them (and their memory
+    # stays charged to the fork server's cgroup): no state may pass from one sample to the next.
+    "shmget", "shmat", "shmctl", "shmdt", "semget", "semop", "semctl", "semtimedop", "msgget", "msgsnd",
+    "msgrcv", "msgctl", "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive", "mq_notify",
+    "mq_getsetattr",
 )
 
 #: Refused only when there is no private, read-only file system (the namespace layer is missing):

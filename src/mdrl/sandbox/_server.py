@@ -35,6 +35,8 @@ import _tester  # noqa: E402
 
 MAX_RESULT_BYTES = 64 << 20
 MAX_ATTEMPTS = 64
+#: Memory a server may hold above its start-up baseline after a program before it is replaced.
+HEALTH_SLACK_BYTES = 128 << 20
 
 
 class Server:
@@ -51,6 +53,7 @@ class Server:
             else:
                 self.seccomp_error = why
         self.oom_kills = 0
+        self.baseline: int | None = None
         self.preludes: dict[str, _harness.Prelude] = {}
         for text in cfg.get("preludes", []):
             self.prelude(text)
@@ -271,6 +274,33 @@ class Server:
         if self.cfg.get("private_tmp"):
             self._clean_tmp()
 
+    def memory_in_use(self) -> int | None:
+        """Anonymous and shared memory charged to this server's memory cgroup (bytes), or None
+        without one. Page cache is left out: the kernel reclaims it under pressure."""
+        for procs in self.cfg.get("cgroup_procs", ()):
+            try:
+                with open(os.path.join(os.path.dirname(procs), "memory.stat")) as f:
+                    stat = dict(line.split() for line in f if line.count(" ") == 1)
+            except (OSError, ValueError):
+                continue
+            if "anon" in stat:  # v2
+                return int(stat["anon"]) + int(stat.get("shmem", 0))
+            if "total_rss" in stat:  # v1
+                return int(stat["total_rss"]) + int(stat.get("total_shmem", 0))
+        return None
+
+    def health(self) -> str:
+        """"" when this server is back at its baseline after a program, else what is wrong: memory
+        that stayed charged to it, or processes that outlived the sweep. The client replaces a
+        server that does not recover, so one hostile sample cannot fail the samples after it."""
+        left = self._cgroup_pids() or _children()
+        if left:
+            return f"{len(left)} process(es) outlived the program"
+        used = self.memory_in_use()
+        if used is not None and self.baseline is not None and used > self.baseline + HEALTH_SLACK_BYTES:
+            return f"{(used - self.baseline) >> 20} MB stayed charged to the server after the program"
+        return ""
+
     def _oom_killed(self) -> bool:
         """Did the memory cgroup's OOM killer strike since we last looked? (v1 memory.oom_control,
         v2 memory.events both count `oom_kill`.)"""
@@ -301,10 +331,15 @@ class Server:
         return pids
 
     def _clean_tmp(self) -> None:
-        try:
-            if not os.listdir("/tmp"):
-                return
-        except OSError:
+        """Empty the private /tmp and /dev/shm: the next program starts with nothing of this one."""
+        dirty = []
+        for folder in ("/tmp", "/dev/shm"):
+            try:
+                if os.listdir(folder):
+                    dirty.append(folder)
+            except OSError:
+                pass
+        if not dirty:
             return
         pid = os.fork()
         if pid == 0:  # as the sandbox uid: the files are its own
@@ -323,12 +358,13 @@ class Server:
                         pass
                     func(path)
 
-                for entry in os.listdir("/tmp"):
-                    full = os.path.join("/tmp", entry)
-                    if os.path.isdir(full) and not os.path.islink(full):
-                        shutil.rmtree(full, onerror=retry)
-                    else:
-                        os.unlink(full)
+                for folder in dirty:
+                    for entry in os.listdir(folder):
+                        full = os.path.join(folder, entry)
+                        if os.path.isdir(full) and not os.path.islink(full):
+                            shutil.rmtree(full, onerror=retry)
+                        else:
+                            os.unlink(full)
             finally:
                 os._exit(0)
         os.waitpid(pid, 0)
@@ -834,6 +870,11 @@ def main() -> None:
     _harness.snapshot(server.preludes.values())
     gc.collect()
     gc.freeze()  # children then do not touch (and copy) the server's pages when they collect
+    server.baseline = server.memory_in_use()
+    try:  # its children run as other uids, or not dumpable; the server is not readable either
+        _seccomp.prctl(_seccomp.PR_SET_DUMPABLE, 0)
+    except OSError:
+        pass
     control = socket.socket(fileno=0)  # a unix socket: jobs carry the tests' memfd alongside
     while True:
         marker, fds, _flags, _addr = socket.recv_fds(control, 1, 1)
@@ -847,6 +888,9 @@ def main() -> None:
                 reply = server.run(job)
         except Exception as exc:  # noqa: BLE001 - the client turns this into a failed result
             reply = {"error": f"{type(exc).__name__}: {exc}"}
+        unhealthy = server.health()
+        if unhealthy:
+            reply["unhealthy"] = unhealthy
         _proto.write_frame(1, reply)
 
 

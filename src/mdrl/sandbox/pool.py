@@ -344,6 +344,10 @@ class Sandbox:
             reply = None
             for _attempt in range(2):  # a crashed server is restarted and the job run again
                 reply = server.call(job, timeout=job["run_timeout"] + _REPLY_GRACE_S, tests=payload)
+                if reply is not None and "unhealthy" in reply:
+                    log.warning("sandbox server %d did not recover after a program (%s); replacing it",
+                                server.slot, reply["unhealthy"])
+                    server.start()
                 if reply is not None and "error" not in reply:
                     break
                 if reply is not None:
