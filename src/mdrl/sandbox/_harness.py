@@ -1,11 +1,14 @@
-"""What runs inside each forked child: enter the sandbox, run the program, then run the tests.
+"""What runs inside each sandboxed program child: enter the sandbox, then run the program.
 
-Standalone on purpose (imported by the fork server by path). Everything the harness relies on
-after user code has run is captured here, at import time in the server, before any user code
-exists: user code may monkeypatch builtins or modules, but not these references.
+Standalone on purpose (imported by the fork server by path). Two kinds of job:
+- functional tests: the program's module code runs, then the child answers calls from the trusted
+  test child (`_tester`), relayed by the server: arguments in, results out, as plain data
+  (`_plain`). The tests never run here, so nothing here holds an expected value or a verdict.
+- stdin/stdout tests: the program runs once per input; its normalized output goes to the server,
+  prefixed with a per-run secret, and the caller compares it with the expected output.
 
-Proof of a pass: the harness writes a record, prefixed with the per-run secret, to a private pipe
-(fd 3) after it has itself evaluated a test. Exit codes and printed text are never read as results.
+References the harness relies on after user code has run are captured at import time, in the
+server, before any user code exists.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ import atexit
 import builtins
 import fcntl
 import io
-import marshal
 import os
 import resource
 import signal
@@ -52,13 +54,11 @@ _SIG_IGN = _signal_module.SIG_IGN
 _SIG_DFL = _signal_module.SIG_DFL
 _DEFAULT_SIGNALS = tuple(int(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD))
 _setitimer = signal.setitimer
-_alarm = signal.alarm
 _exec = exec
 _compile = compile
 _str = str
 _type = type
 _len = len
-_bool_true = True
 _BaseException = BaseException
 _SystemExit = SystemExit
 _isinstance = isinstance
@@ -68,7 +68,6 @@ _normalize = _proto.normalize_output
 _token = _proto.output_token
 _io_open = io.open
 _ModuleType = types.ModuleType
-_marshal_loads = marshal.loads
 _fcntl = fcntl.fcntl
 _F_DUPFD_CLOEXEC = fcntl.F_DUPFD_CLOEXEC
 _atexit_run = atexit._run_exitfuncs
@@ -76,7 +75,6 @@ _atexit_clear = atexit._clear
 
 RESULT_FD = 3
 RECURSION_LIMIT = sys.getrecursionlimit()
-MAX_CASES = 100_000
 _INFO_CHARS = 300
 
 #: Modules whose attributes are put back after the program ran, so that tests see the real ones
@@ -184,10 +182,6 @@ class Pristine:
         _setitimer(signal.ITIMER_REAL, 0)
         _setitimer(signal.ITIMER_VIRTUAL, 0)
         _setitimer(signal.ITIMER_PROF, 0)
-
-    def restore_between_cases(self) -> None:
-        """After each test case: cheap (no system calls) when the case changed nothing."""
-        self.restore_modules()
 
     def restore_for_next_program(self) -> None:
         """Between stdin cases, each a fresh run of the program: everything back as it was."""
@@ -321,10 +315,6 @@ def _describe(exc: BaseException) -> str:
     return text[:_INFO_CHARS]
 
 
-def _other_threads() -> bool:
-    return _len(_current_frames()) > 1
-
-
 def run_job(job: dict, secret: bytes, prelude: Prelude | None) -> None:
     emit = _Emitter(secret).write
     mode = job["mode"]
@@ -342,40 +332,20 @@ def run_job(job: dict, secret: bytes, prelude: Prelude | None) -> None:
 
 
 def _compile_program(job: dict, emit) -> types.CodeType | None:
-    try:
-        return _compile(job["program"], "<solution>", "exec", dont_inherit=True)
-    except _BaseException as exc:  # SyntaxError, ValueError (null bytes), RecursionError, MemoryError
-        if _isinstance(exc, SyntaxError):
-            reason = f"syntax error: {exc.msg} (line {exc.lineno})"[:_INFO_CHARS]
-        else:
-            reason = f"compile error: {_describe(exc)}"
+    code, reason = _compile_solution(job["program"])
+    if code is None:
         emit(_proto.PROGRAM_DONE, reason.encode())
         emit(_proto.FINISHED, b"\0\0\0\0" + reason.encode())
-        return None
+    return code
 
 
-def _run_program(code, namespace: dict, emit) -> bool:
-    """Module-level code of the program. Any exception, SystemExit included, fails the run: the
-    tests cannot be reached in a normal run either, and `sys.exit(0)` must not look like success."""
+def _compile_solution(text: str) -> tuple[types.CodeType | None, str]:
     try:
-        _exec(code, namespace)
-    except _SystemExit as exc:
-        try:
-            code = exc.code if exc.code is None or _isinstance(exc.code, int) else "text"
-        except _BaseException:
-            code = "?"
-        reason = f"program exited before the tests (SystemExit({code}))"
-    except _BaseException as exc:
-        reason = f"program error: {_describe(exc)}"
-    else:
-        if _other_threads():
-            reason = "program left threads running"
-        else:
-            emit(_proto.PROGRAM_DONE, b"")
-            return True
-    emit(_proto.PROGRAM_DONE, reason.encode())
-    emit(_proto.FINISHED, b"\0\0\0\0" + reason.encode())
-    return False
+        return _compile(text, "<solution>", "exec", dont_inherit=True), ""
+    except _BaseException as exc:  # SyntaxError, ValueError (null bytes), RecursionError, MemoryError
+        if _isinstance(exc, SyntaxError):
+            return None, f"syntax error: {exc.msg} (line {exc.lineno})"[:_INFO_CHARS]
+        return None, f"compile error: {_describe(exc)}"
 
 
 # --- functional tests: the program answers calls; the tests run in another process ---------------
@@ -592,12 +562,9 @@ def serve_program(job: dict, prelude: Prelude | None) -> None:
 
 def _start_program(text: str, namespace: dict) -> str:
     """Compile and run the module-level code; "" when it ran, else why not."""
-    try:
-        code = _compile(text, "<solution>", "exec", dont_inherit=True)
-    except _BaseException as exc:  # SyntaxError, ValueError (null bytes), RecursionError, MemoryError
-        if _isinstance(exc, SyntaxError):
-            return f"syntax error: {exc.msg} (line {exc.lineno})"[:_INFO_CHARS]
-        return f"compile error: {_describe(exc)}"
+    code, reason = _compile_solution(text)
+    if code is None:
+        return reason
     try:
         _exec(code, namespace)
     except _SystemExit as exc:

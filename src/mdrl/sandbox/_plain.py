@@ -60,7 +60,7 @@ class MalformedData(Exception):
 class LinkedList:
     """A stand-in ListNode for receivers without LeetCode's prelude."""
 
-    def __init__(self, val=0, next=None):  # noqa: A002 - LeetCode's field name
+    def __init__(self, val=0, next=None):
         self.val = val
         self.next = next
 
@@ -119,7 +119,7 @@ class Encoder:
         if self.items > MAX_ITEMS:
             raise NotPlain(f"more than {MAX_ITEMS} items")
 
-    def _value(self, v, depth: int) -> None:  # noqa: C901 - one branch per type is the clearest form
+    def _value(self, v, depth: int) -> None:
         if depth > MAX_DEPTH:
             raise NotPlain(f"nested deeper than {MAX_DEPTH}")
         out = self.out
@@ -265,7 +265,7 @@ class Decoder:
             raise MalformedData("too many items")
         return n
 
-    def _value(self, depth: int):  # noqa: C901
+    def _value(self, depth: int):
         if depth > MAX_DEPTH:
             raise MalformedData("too deep")
         tag = bytes(self._take(1))

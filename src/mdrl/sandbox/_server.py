@@ -163,7 +163,6 @@ class Server:
         poller = select.poll()
         poller.register(r, select.POLLIN)
         poller.register(pidfd, select.POLLIN)
-        stat_path = f"/proc/{pid}/stat"
         # Each case (and the start-up) gets `cpu_limit` CPU seconds and `wall_limit` wall seconds.
         # CPU time cannot run faster than the wall clock, so it is read only when the budget could
         # be spent: at most once per wake-up, not per case.
@@ -177,7 +176,7 @@ class Server:
             while not exited:
                 now = time.monotonic()
                 if now >= cpu_check_at:
-                    used = _cpu_seconds(stat_path) - case_cpu0
+                    used = _cpu_seconds(pid) - case_cpu0
                     if used >= cpu_limit:
                         out["end"] = "timeout"
                         break
@@ -198,7 +197,7 @@ class Server:
                             received += len(data)
                             if self._records(parser.feed(data), out):
                                 case_wall0 = time.monotonic()
-                                case_cpu0 = _cpu_seconds(stat_path)
+                                case_cpu0 = _cpu_seconds(pid)
                                 cpu_check_at = case_wall0 + cpu_limit
                 if received > MAX_RESULT_BYTES:
                     out["end"] = "result stream too large"
@@ -545,7 +544,7 @@ class _Relay:
         os.set_blocking(rep_r, False)
         os.set_blocking(req_w, False)
         child = {"pid": pid, "req": req_w, "rep": rep_r, "pidfd": os.pidfd_open(pid), "ready": False,
-                 "inbuf": bytearray(), "outbuf": bytearray(), "busy": False, "stat": f"/proc/{pid}/stat"}
+                 "inbuf": bytearray(), "outbuf": bytearray(), "busy": False}
         self.child = child
         self._watch(rep_r, self._on_program)
         self._watch(child["pidfd"], self._on_program_exit)
@@ -555,7 +554,7 @@ class _Relay:
         """Start the per-call limits: CPU seconds of the program, and wall seconds."""
         now = time.monotonic()
         child["wall0"] = now
-        child["cpu0"] = _cpu_seconds(child["stat"])
+        child["cpu0"] = _cpu_seconds(child["pid"])
         child["cpu_check_at"] = now + self.cpu_limit
 
     def _watch(self, fd: int, handler) -> None:
@@ -580,7 +579,7 @@ class _Relay:
             child = self.child
             if child is not None and (child["busy"] or not child["ready"]):
                 if now >= child["cpu_check_at"]:
-                    used = _cpu_seconds(child["stat"]) - child["cpu0"]
+                    used = _cpu_seconds(child["pid"]) - child["cpu0"]
                     if used >= self.cpu_limit:
                         self._timeout()
                         continue
@@ -791,10 +790,15 @@ def _enter_tester(server: Server, fds: tuple[int, ...]) -> None:
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _cpu_seconds(stat_path: str) -> float:
-    """User + system CPU time of a live process (all its threads), from /proc/PID/stat."""
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process (all its threads): its CPU-time clock (about a
+    microsecond; clock id as glibc's clock_getcpuclockid makes it), else /proc/PID/stat (~70 us)."""
     try:
-        with open(stat_path, "rb") as f:
+        return time.clock_gettime((~pid << 3) | 2)  # MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED)
+    except OSError:
+        pass
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
             fields = f.read().rsplit(b")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / _TICKS
     except (OSError, IndexError, ValueError):

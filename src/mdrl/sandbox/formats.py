@@ -3,14 +3,16 @@
 - `AssertTests`: test code whose `assert` statements are the cases: a LeetCode/HumanEval
   `check(candidate)` function plus its call, an MBPP assert list. Every assert the code executes is
   one case (an assert in a loop is one case per iteration), so proportional reward is exact.
-  The asserts are rewritten (with `ast`, here in the trusted process) into calls to the harness,
-  which evaluates each one itself: `AssertionError` replaced by the program, `sys.exit(0)` or a
-  printed "OK" cannot make a case pass.
+  The asserts are rewritten (with `ast`, in the caller) into calls to the case hooks of the trusted
+  test process, which runs the test code and evaluates each assert itself; the program runs in
+  another process and is only called. `AssertionError` replaced by the program, `sys.exit(0)`,
+  a printed "OK" or an object equal to everything cannot make a case pass.
 - `StdioTests`: one case per input; the program runs afresh on each input and its output is
   compared here, after dropping trailing white space on each line and white space at both ends of
   the whole output (TACO's expected outputs carry stray leading blank lines and spaces). Expected
   outputs never enter the sandbox.
-- `PytestTests`: a pytest-style file importing the program as a module; each test function (and
+- `PytestTests`: a pytest-style file importing the program as a module (in the test process,
+  a module whose names are the program's, fetched through the call pipe); each test function (and
   each `parametrize` variant) is one case. A small built-in runner, not pytest: fixtures other than
   parametrize are not provided (the case fails with "unsupported fixture").
 """
