@@ -311,7 +311,7 @@ class Decoder:
             for _ in range(n):
                 key = self._value(depth + 1)
                 try:
-                    dict.__setitem__(out, key, self._value(depth + 1))
+                    out[key] = self._value(depth + 1)
                 except TypeError:
                     raise MalformedData("unhashable dict key") from None
             return out
