@@ -191,12 +191,18 @@ def scan_pid(pid):
             pass
     return found
 
-def f(*args):
-    import gc, os
+def objects():
+    import gc
     found = []
-    for obj in gc.get_objects():
-        if isinstance(obj, (str, bytes)) and "mdrl-canary-" in str(obj):
-            found.append(str(obj))
+    for obj in gc.get_objects():  # containers; strings are found among what they refer to
+        for ref in gc.get_referents(obj):
+            if type(ref) in (str, bytes) and PATTERN.search(ref if type(ref) is bytes else ref.encode()):
+                found.append(ref if type(ref) is str else ref.decode())
+    return found
+
+def f(*args):
+    import os
+    found = objects()
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             found += [x.decode() for x in scan_pid(pid)]
@@ -217,6 +223,20 @@ def test_expected_values_are_nowhere_in_reach_of_the_program(box, shape):
     for _ in range(2):  # the second run is forked from a server that has served the first
         result = box.run(program, tests, test_timeout_s=10, run_timeout_s=30)
         assert result.passed == 0 and result.reason == "test 1 failed: AssertionError", result
+
+
+def test_the_scan_finds_what_is_there(box):
+    """Positive controls for the scan above: in the sandbox, a canary among the program's own
+    objects is found; on the host, where a process may read its own memory, the /proc reader finds
+    a canary in this test process. (In the sandbox no process's memory is readable, its own included.)"""
+    canary = f"mdrl-canary-{uuid.uuid4().hex}"
+    program = SCAN_MEMORY + f"MINE = [{canary[:20]!r} + {canary[20:]!r}]\n"
+    result = box.run(program, mbpp_tests([f"assert f(1) == {canary!r}"]), test_timeout_s=10, run_timeout_s=30)
+    assert result.all_passed, result
+    scanner: dict = {}
+    exec(SCAN_MEMORY, scanner)
+    held = (canary[:20] + canary[20:]).encode()
+    assert held in scanner["scan_pid"](os.getpid())
 
 
 def test_answer_keys_on_disk_are_not_visible(box):
