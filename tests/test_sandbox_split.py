@@ -299,3 +299,52 @@ def test_a_server_that_does_not_return_to_its_baseline_is_replaced():
         for _ in range(3):
             assert sandbox.run(right, mbpp_tests(["assert add(1, 2) == 3"])).all_passed
         assert sandbox.restarts() == 1
+
+
+# --- which names the program provides -------------------------------------------------------------
+
+def test_a_program_cannot_replace_the_builtins_the_tests_use(box):
+    """Through a program's `zip` or `isinstance` the tests would hand over their expected values."""
+    program = ("import builtins\nSEEN = []\n"
+               "def zip(*columns):\n    SEEN.extend(columns[-1])\n    return builtins.zip(*columns)\n"
+               "def isinstance(obj, cls):\n    SEEN.append(obj)\n    return builtins.isinstance(obj, cls)\n"
+               "def inc(x):\n    return SEEN[-1] if SEEN else None\n")
+    tests = AssertTests("expected = [2, 42]\nfor x, want in zip([1, 41], expected):\n"
+                        "    assert isinstance(want, int) and inc(x) == want\n")
+    result = box.run(program, tests)
+    assert result.passed == 0 and result.total == 2, result
+
+
+def test_a_program_object_never_stands_in_for_a_module(box):
+    """MBPP's `sys.getsizeof` test relies on the program's `import sys`: a program's own `sys`
+    object would answer both sides of the comparison."""
+    tests = mbpp_tests(["assert tuple_size((1, 2)) == sys.getsizeof((1, 2))"])
+    honest = "import sys\ndef tuple_size(t):\n    return sys.getsizeof(t)\n"
+    assert box.run(honest, tests).all_passed
+    forged = ("class _Sys:\n    def getsizeof(self, t):\n        return 7\nsys = _Sys()\n"
+              "def tuple_size(t):\n    return 7\n")
+    assert box.run(forged, tests).passed == 0
+
+
+@pytest.mark.parametrize("program,tests", [
+    ("def sum(a, b):\n    return a * b\n", mbpp_tests(["assert sum(3, 4) == 12"])),
+    ("def time(n):\n    return n + 1\n", AssertTests("for i, o in zip([[1]], [[2]]):\n    assert time(*i) == o[0]\n")),
+    ("def min(xs):\n    return xs[-1]\n", humaneval_tests("def check(candidate):\n    assert candidate([1, 2]) == 2\n", "min")),
+])
+def test_functions_under_test_may_have_builtin_or_module_names(box, program, tests):
+    assert box.run(program, tests).all_passed
+
+
+def test_humaneval_helpers_from_the_prompt_are_the_tests_own(box):
+    """HumanEval/38-style: the test encodes the expected answer with the prompt's helper. A program
+    whose own helper keeps what it was given gains nothing when the prompt comes with the tests."""
+    prompt = ("def encode(s: str):\n    return s[::-1]\n\n\ndef decode(s: str):\n"
+              "    \"\"\"Undo encode.\"\"\"\n")
+    test = "def check(candidate):\n    for word in ['abc', 'xyz']:\n        assert candidate(encode(word)) == word\n"
+    stash = "KEPT = []\ndef encode(s):\n    KEPT.append(s)\n    return s\ndef decode(s):\n    return KEPT[-1]\n"
+    honest = "def encode(s):\n    return s[::-1]\ndef decode(s):\n    return s[::-1]\n"
+    with_prompt = humaneval_tests(test, "decode", prompt)
+    assert box.run(stash, with_prompt).passed == 0
+    assert box.run(honest, with_prompt).all_passed
+    # The known gap, stated: rows without their prompt leave the helper to the program.
+    assert box.run(stash, humaneval_tests(test, "decode")).all_passed

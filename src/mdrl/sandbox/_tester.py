@@ -204,16 +204,25 @@ class Remote:
             return self.RemoteFunction(("name", name), name)
         return None
 
-    def names(self, wanted: list[str]) -> dict:
+    def names(self, wanted: list[str], modules: tuple = ()) -> dict:
+        """The program's values of `wanted` names. A name in `modules` is this process's own module
+        unless the program defines a function or class of that name."""
         reply = self.link.request(("names", tuple(wanted)))
         if reply[0] != "names" or len(reply) != 2 or type(reply[1]) is not dict:
             raise ProgramError("malformed reply from the program")
         out = {}
+        for name in modules:
+            module = _trusted_module(name)
+            if module is not None:
+                out[name] = module
         for name, descriptor in reply[1].items():
-            if type(name) is str and name in wanted:
-                value = self.value(name, descriptor)
-                if value is not None:
-                    out[name] = value
+            if type(name) is not str or name not in wanted:
+                continue
+            if name in modules and descriptor not in (("function",), ("class",)):
+                continue
+            value = self.value(name, descriptor)
+            if value is not None:
+                out[name] = value
         return out
 
 
@@ -312,7 +321,7 @@ def run(tests_fd: int, read_fd: int, write_fd: int, limits: dict, prelude) -> No
         if spec["mode"] == "pytest":
             reason = _run_pytest(code, spec.get("module", "solution"), remote, hooks, lookup)
         else:
-            reason = _run_asserts(code, spec["names"], remote, hooks, prelude, lookup)
+            reason = _run_asserts(code, spec["names"], spec["modules"], remote, hooks, prelude, lookup)
     except _Abort as exc:
         reason = str(exc.args[0])
     except BaseException as exc:  # noqa: BLE001 - the harness must report, never pass
@@ -336,12 +345,14 @@ def _namespace(hooks: _CaseHooks, lookup: dict) -> dict:
     return ns
 
 
-def _run_asserts(code, names: tuple, remote: Remote, hooks: _CaseHooks, prelude, lookup: dict) -> str:
-    """`names`: what the program may provide (`formats.program_names`), less the prelude's."""
+def _run_asserts(code, names: tuple, modules: tuple, remote: Remote, hooks: _CaseHooks, prelude,
+                 lookup: dict) -> str:
+    """`names`: what the program may provide, less the prelude's; `modules`: the standard-library
+    module names among them (`formats.program_names`)."""
     ns = _namespace(hooks, lookup)
     wanted = [n for n in names if n not in lookup or n in builtins.__dict__]
     if wanted:
-        ns.update(remote.names(wanted))
+        ns.update(remote.names(wanted, modules))
     if prelude is not None:
         ns.update(prelude.helpers)
     try:

@@ -25,8 +25,9 @@ import functools
 import marshal
 import re
 import symtable
+import sys
 from dataclasses import dataclass, field
-from typing import Union
+from typing import NamedTuple, Union
 
 #: LeetCodeDataset's import prelude (its `prompt` column for test problems), plus the helpers
 #: its tests call. LeetCode solutions assume it: without it most references fail to run.
@@ -287,11 +288,8 @@ def _static_count(tree: ast.Module) -> int:
     return count(tree, 1)
 
 
-def program_names(code: str, entry_points: tuple[str, ...] = ()) -> tuple[str, ...]:
-    """Global names the test code reads but does not bind at module level: the only names the
-    program may provide (its functions, classes, globals). Built-in names are the tests' own unless
-    declared an entry point: through a program's `zip`, `len` or `isinstance` the tests would hand
-    the program their expected values."""
+def _globals_of(code: str) -> tuple[set[str], set[str]]:
+    """(global names the code reads in any scope, names it binds at module level)."""
     table = symtable.symtable(code, "<tests>", "exec")
     bound = {s.get_name() for s in table.get_symbols() if s.is_assigned() or s.is_imported()}
     reads: set[str] = set()
@@ -307,8 +305,22 @@ def program_names(code: str, entry_points: tuple[str, ...] = ()) -> tuple[str, .
             visit(child)
 
     visit(table)
-    own_builtins = set(dir(builtins)) - set(entry_points)
-    return tuple(sorted(reads - bound - own_builtins))
+    return reads, bound
+
+
+def program_names(code: str, entry_points: tuple[str, ...] = ()) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(names the program may provide, names of standard-library modules among them).
+
+    The program provides only global names the test code reads but does not bind: its functions,
+    classes and globals. Built-in names are the tests' own unless declared an entry point: through a
+    program's `zip`, `len` or `isinstance` the tests would hand the program their expected values.
+    A module name (MBPP's `sys.getsizeof` relies on the program's `import sys`) is the tests' own
+    module unless the program defines a function or class of that name (a function under test
+    named `time`): never an object of the program's, which could answer both sides of a comparison."""
+    reads, bound = _globals_of(code)
+    free = reads - bound
+    names = free - (set(dir(builtins)) - set(entry_points))
+    return tuple(sorted(names)), tuple(sorted(names & set(sys.stdlib_module_names)))
 
 
 def builtin_entry_points(test_list) -> tuple[str, ...]:
@@ -339,10 +351,16 @@ def _literal(node: ast.AST) -> bool:
     return True
 
 
+class CompiledTests(NamedTuple):
+    code: bytes  # marshalled, asserts rewritten into case hooks
+    static_count: int  # cases counted without running (used when a run stops early)
+    program_names: tuple[str, ...]  # names the program provides (`program_names`)
+    modules: tuple[str, ...]  # standard-library modules the tests use without importing them
+
+
 @functools.lru_cache(maxsize=4096)
-def compile_asserts(code: str, entry_points: tuple[str, ...] = ()) -> tuple[bytes, int, tuple[str, ...]]:
-    """Rewrite and compile assert-style test code once; returns (marshalled code, static count,
-    the names the program provides)."""
+def compile_asserts(code: str, entry_points: tuple[str, ...] = ()) -> CompiledTests:
+    """Rewrite and compile assert-style test code once."""
     try:
         tree = ast.parse(code, filename="<tests>")
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
@@ -350,14 +368,14 @@ def compile_asserts(code: str, entry_points: tuple[str, ...] = ()) -> tuple[byte
     rewriter = _AssertRewriter()
     static = _static_count(tree)
     try:
-        names = program_names(code, entry_points)
+        names, modules = program_names(code, entry_points)
         tree = ast.fix_missing_locations(rewriter.visit(tree))
         code_obj = compile(tree, "<tests>", "exec", dont_inherit=True)
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
         raise MalformedTestsError(f"test code does not compile: {exc}") from None
     if rewriter.sites == 0:
         raise MalformedTestsError("test code has no assert statements")
-    return marshal.dumps(code_obj), max(static, 1), names
+    return CompiledTests(marshal.dumps(code_obj), max(static, 1), names, modules)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -397,9 +397,11 @@ class Sandbox:
             job.update(mode="stdio", inputs=list(tests.inputs))
             return job, None, len(tests.inputs)
         if isinstance(tests, AssertTests):
-            code, static, names = compile_asserts(tests.code, tests.entry_points)
+            compiled = compile_asserts(tests.code, tests.entry_points)
             job.update(mode="asserts", prelude=tests.prelude)
-            return job, marshal.dumps({"mode": "asserts", "tests": code, "names": names}), static
+            payload = {"mode": "asserts", "tests": compiled.code, "names": compiled.program_names,
+                       "modules": compiled.modules}
+            return job, marshal.dumps(payload), compiled.static_count
         if isinstance(tests, PytestTests):
             code, static = compile_pytest(tests.code)
             job.update(mode="pytest", prelude=tests.prelude, module=tests.module)
