@@ -321,9 +321,23 @@ def test_a_program_object_never_stands_in_for_a_module(box):
     tests = mbpp_tests(["assert tuple_size((1, 2)) == sys.getsizeof((1, 2))"])
     honest = "import sys\ndef tuple_size(t):\n    return sys.getsizeof(t)\n"
     assert box.run(honest, tests).all_passed
-    forged = ("class _Sys:\n    def getsizeof(self, t):\n        return 7\nsys = _Sys()\n"
-              "def tuple_size(t):\n    return 7\n")
-    assert box.run(forged, tests).passed == 0
+    for forged_sys in ("class _Sys:\n    def getsizeof(self, t):\n        return 7\nsys = _Sys()\n",
+                       "class sys:\n    @staticmethod\n    def getsizeof(t):\n        return 7\n"):
+        assert box.run(forged_sys + "def tuple_size(t):\n    return 7\n", tests).passed == 0
+
+
+@pytest.mark.parametrize("claim", ["unittest.mock.MagicMock", "unittest.mock._ANY", "builtins.bool",
+                                   "operator.truth"])
+def test_a_program_cannot_name_a_trusted_object_as_its_function(box, claim):
+    """A function that claims to be a standard-library object is still called in the program, so
+    a MagicMock or an object equal to everything never reaches the tests."""
+    module, _, qualname = claim.rpartition(".")
+    program = (f"import unittest.mock, operator\ndef f(x):\n    return unittest.mock.MagicMock()\n"
+               f"f.__module__ = {module!r}\nf.__qualname__ = {qualname!r}\n"
+               "class Solution:\n    pass\n"
+               f"Solution.__module__ = {module!r}\nSolution.__qualname__ = {qualname!r}\n")
+    tests = mbpp_tests(["assert f(7)", "assert f(7) == 8"])
+    assert box.run(program, tests).passed == 0
 
 
 @pytest.mark.parametrize("program,tests", [

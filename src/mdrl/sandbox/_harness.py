@@ -474,12 +474,7 @@ class _Program:
             return ("module", _str(value.__name__))
         if not _callable(value):
             return self._value(value)
-        kind = "class" if _isinstance(value, _type) else "function"
-        module = _getattr(value, "__module__", None)
-        qualname = _getattr(value, "__qualname__", None)
-        if _type(module) is _str and _type(qualname) is _str and module != self.ns.get("__name__"):
-            return (kind, module, qualname)  # imported: the tests may use their own copy
-        return (kind,)
+        return ("class",) if _isinstance(value, _type) else ("function",)
 
     def call(self, target: tuple, raw_args: tuple, raw_kwargs: dict):
         try:

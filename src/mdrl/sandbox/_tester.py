@@ -197,10 +197,8 @@ class Remote:
         if kind == "module" and len(descriptor) == 2:
             return _trusted_module(descriptor[1])
         if kind in ("function", "class"):
-            if len(descriptor) == 3:
-                own = _trusted_object(descriptor[1], descriptor[2])
-                if own is not None:
-                    return own  # imported by the program: the tests get their own copy
+            # Always the program's, imported or not: a program that names a trusted object as its
+            # function (`__module__ = "unittest.mock"`) must not have the tests run that object.
             return self.RemoteFunction(("name", name), name)
         return None
 
@@ -251,15 +249,6 @@ def _trusted_module(name) -> types.ModuleType | None:
         return importlib.import_module(name)
     except Exception:  # noqa: BLE001 - a module this process cannot import
         return None
-
-
-def _trusted_object(module, qualname):
-    if type(qualname) is not str or "<" in qualname:
-        return None
-    value = _trusted_module(module)
-    for part in qualname.split(".") if value is not None else ():
-        value = getattr(value, part, None)
-    return value if callable(value) else None
 
 
 # --- cases -------------------------------------------------------------------------------------
