@@ -65,7 +65,10 @@ What this is NOT (honestly): not a true security sandbox against a determined at
     server's return to its memory baseline is not checked.
   - The program learns what it must to answer: the arguments of each call and the names the test
     code uses. Within its own process it can keep state from one call to the next, as any Python
-    program can.
+    program can. So a test that passes an expected value to a function the program defines hands
+    it over: three HumanEval tests do that through helpers of the prompt (`encode_cyclic`...);
+    `humaneval_tests(..., prompt=...)` (what `load_humaneval` rows carry) gives the tests the
+    prompt's own helpers, but a HumanEval row without its prompt does not.
   - Side channels (timing, CPU contention) and denial of service within the limits are not addressed.
 """
 

@@ -141,14 +141,6 @@ class Pristine:
                 cell = self.reader(namespace)
                 self.tags[name] = (cell, cell.value)
 
-    def watch(self, name: str, namespace: dict) -> None:
-        """Guard one more namespace (a prelude's builtins mapping) like the modules'."""
-        self.namespaces[name] = namespace
-        self.dicts[name] = dict(namespace)
-        if self.tags is not None:
-            cell = self.reader(namespace)
-            self.tags[name] = (cell, cell.value)
-
     def restore_modules(self) -> None:
         """Put guarded modules and their attributes back (only what changed is touched), and drop
         tracing, profiling and interval timers."""
@@ -207,20 +199,16 @@ class Prelude:
         #: Functions the prelude defines (is_same_list, tree_node...): tests get these originals.
         self.helpers = {name: value for name, value in namespace.items()
                         if _type(value) is types.FunctionType and value.__code__.co_filename == "<prelude>"}
-        if _PRISTINE is not None:
-            _PRISTINE.watch(f"prelude-{id(self)}", lookup)
 
 
 _PRISTINE: Pristine | None = None
 
 
-def snapshot(preludes=()) -> None:
-    """Called by the server after its imports, before the first fork. Preludes made later are
-    watched as they are made."""
+def snapshot() -> None:
+    """Called by the server after its imports, before the first fork: what stdin/stdout children
+    put back between inputs."""
     global _PRISTINE
     _PRISTINE = Pristine()
-    for prelude in preludes:
-        _PRISTINE.watch(f"prelude-{id(prelude)}", prelude.builtins)
 
 
 # --- entering the sandbox ----------------------------------------------------------------------
@@ -315,14 +303,11 @@ def _describe(exc: BaseException) -> str:
     return text[:_INFO_CHARS]
 
 
-def run_job(job: dict, secret: bytes, prelude: Prelude | None) -> None:
+def run_job(job: dict, secret: bytes) -> None:
+    """The child of a stdin/stdout job."""
     emit = _Emitter(secret).write
-    mode = job["mode"]
     try:
-        if mode == "stdio":
-            _run_stdio(job, emit)
-        else:
-            emit(_proto.FINISHED, b"\0\0\0\0" + f"harness: unknown mode {mode}".encode())
+        _run_stdio(job, emit)
     except _BaseException as exc:  # the harness itself must never turn an error into a pass
         try:
             emit(_proto.FINISHED, b"\xff\xff\xff\xff" + f"harness error: {_describe(exc)}".encode())

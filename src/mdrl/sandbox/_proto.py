@@ -27,12 +27,10 @@ MAX_FRAME = 1 << 30
 #: Record kinds written by the harness in the child.
 PROGRAM_DONE = b"S"  # payload: "" when the program ran, else the reason it did not
 CASE = b"C"  # payload: u32 index, status byte, utf-8 info
-REACHED = b"R"  # a resumed child got back to the first case it has to run
 FINISHED = b"D"  # payload: u32 number of cases reached, utf-8 abort reason ("" = ran to the end)
 
 #: Case status bytes.
-PASSED = b"P"  # an assert held / a test function returned
-FAILED = b"F"  # an assert was false or raised; info is the reason
+FAILED = b"F"  # the case's child died in it; info is the reason
 OUTPUT = b"O"  # stdin/stdout case ran to the end; info is the normalized output (or a digest)
 ERROR = b"E"  # stdin/stdout case raised; info is "reason\x00normalized output"
 

@@ -70,11 +70,12 @@ class Server:
     # --- one job -------------------------------------------------------------------------------
 
     def run(self, job: dict) -> dict:
+        """A probe, or a stdin/stdout job: the program runs once per input in a child; a child that
+        dies in the middle of an input fails that case and a fresh child carries on after it."""
         if job.get("mode") == "probe":
             return self.probe()
         start = time.monotonic()
         hard_deadline = start + float(job["run_timeout"])
-        prelude = self.prelude(job.get("prelude", ""))
         cases: dict[int, tuple[str, str]] = {}
         program = None
         finished = None
@@ -82,11 +83,11 @@ class Server:
         tamper = False
         skip = 0
         attempts = 0
-        n_inputs = len(job["inputs"]) if job["mode"] == "stdio" else None
+        n_inputs = len(job["inputs"])
         while True:
             attempts += 1
             job["skip"] = skip
-            got = self.run_child(job, prelude, hard_deadline)
+            got = self.run_child(job, hard_deadline)
             tamper = tamper or got["tamper"]
             if attempts == 1:
                 program = got["program"]
@@ -96,14 +97,11 @@ class Server:
             end = got["end"]
             if finished is not None or end == "timeout" or got["program"] != "":
                 break
-            if attempts > 1 and n_inputs is None and not got["reached"]:
-                break  # it dies before getting back to where it stopped: no progress to be had
-            # The child died in the middle of a case (os._exit, a signal, the OOM killer): that case
-            # fails, and a fresh child carries on after it, so one crash does not sink the rest.
+            # The child died in the middle of a case (os._exit, a signal, the OOM killer).
             inflight = max(max(cases) + 1 if cases else 0, skip)
             cases[inflight] = (_proto.FAILED.decode(), end)
             skip = inflight + 1
-            if n_inputs is not None and skip >= n_inputs:
+            if skip >= n_inputs:
                 finished = (n_inputs, "")
                 break
             if attempts >= MAX_ATTEMPTS or time.monotonic() >= hard_deadline:
@@ -143,7 +141,7 @@ class Server:
             "attempts": relay.starts,
         }
 
-    def run_child(self, job: dict, prelude: _harness.Prelude | None, hard_deadline: float) -> dict:
+    def run_child(self, job: dict, hard_deadline: float) -> dict:
         secret = os.urandom(_proto.SECRET_BYTES)
         r, w = os.pipe()
         pid = os.fork()
@@ -151,7 +149,7 @@ class Server:
             try:
                 os.close(r)
                 _harness.enter_sandbox(self.cfg, self.uid, self.installer, self.devnull, (w,))
-                _harness.run_job(job, secret, prelude)
+                _harness.run_job(job, secret)
             finally:
                 os._exit(70)
         os.close(w)
@@ -159,7 +157,7 @@ class Server:
         cpu_limit = float(job["test_timeout"])
         wall_limit = float(job.get("test_wall_timeout", 4 * cpu_limit))
         parser = _proto.RecordParser(secret)
-        out = {"program": None, "cases": {}, "finished": None, "end": "", "tamper": False, "reached": False}
+        out = {"program": None, "cases": {}, "finished": None, "end": "", "tamper": False}
         received = 0
         pidfd = os.pidfd_open(pid)
         poller = select.poll()
@@ -249,8 +247,6 @@ class Server:
                 else:
                     out["cases"][index] = (status.decode("latin-1"), info)
                 progressed = True
-            elif kind == _proto.REACHED:
-                out["reached"] = True
             elif kind == _proto.FINISHED:
                 done = _proto.unpack_finished(payload)
                 if done is not None and out["finished"] is None:
@@ -873,7 +869,7 @@ def main() -> None:
             f.write(str(os.getpid()))
     server = Server(_CONFIG)
     sys.path.remove(_HERE)
-    _harness.snapshot(server.preludes.values())
+    _harness.snapshot()
     gc.collect()
     gc.freeze()  # children then do not touch (and copy) the server's pages when they collect
     server.baseline = server.memory_in_use()
