@@ -241,12 +241,7 @@ def enter_sandbox(cfg: dict, slot_uid: int, seccomp_installer, devnull: int, fds
     # Not dumpable: /proc/self/mem and ptrace stay closed even to the same uid.
     if seccomp_installer is not None:
         seccomp_installer.not_dumpable()
-    for fd in (0, 1, 2):
-        _dup2(devnull, fd)
-    moved = [_fcntl(fd, fcntl.F_DUPFD, 3 + _len(fds)) for fd in fds]  # out of the targets' way
-    for target, fd in enumerate(moved, start=3):
-        _dup2(fd, target, inheritable=True)
-    os.closerange(3 + _len(fds), 1 << 16)  # the server's pipes to the client must not leak in
+    place_fds(devnull, fds)
     if seccomp_installer is not None:
         seccomp_installer.install()
     sys.dont_write_bytecode = True
@@ -255,6 +250,17 @@ def enter_sandbox(cfg: dict, slot_uid: int, seccomp_installer, devnull: int, fds
     import random as _random
     _random.seed()  # a fresh process would have its own random state
     _atexit_clear()  # handlers of the server are not the program's
+
+
+def place_fds(devnull: int, fds: tuple[int, ...]) -> None:
+    """stdin/stdout/stderr on /dev/null, `fds` as 3, 4, ..., and every other fd closed (the
+    server's pipes to the client must not leak into a child)."""
+    for fd in (0, 1, 2):
+        _dup2(devnull, fd)
+    moved = [_fcntl(fd, fcntl.F_DUPFD, 3 + _len(fds)) for fd in fds]  # out of the targets' way
+    for target, fd in enumerate(moved, start=3):
+        _dup2(fd, target, inheritable=True)
+    os.closerange(3 + _len(fds), 1 << 16)
 
 
 def _set_limits(cfg: dict) -> None:

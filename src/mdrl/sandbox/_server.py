@@ -10,7 +10,6 @@ a child subreaper, or pid 1 of its own pid namespace).
 
 from __future__ import annotations
 
-import fcntl
 import gc
 import json
 import os
@@ -777,12 +776,7 @@ def _enter_tester(server: Server, fds: tuple[int, ...]) -> None:
     uid cannot read its memory), no fds but its own."""
     os.setsid()
     _seccomp.prctl(_seccomp.PR_SET_DUMPABLE, 0)
-    for fd in (0, 1, 2):
-        os.dup2(server.devnull, fd)
-    moved = [fcntl.fcntl(fd, fcntl.F_DUPFD, 3 + len(fds)) for fd in fds]
-    for target, fd in enumerate(moved, start=3):
-        os.dup2(fd, target, inheritable=True)
-    os.closerange(3 + len(fds), 1 << 16)
+    _harness.place_fds(server.devnull, fds)
 
 
 _TICKS = os.sysconf("SC_CLK_TCK")
