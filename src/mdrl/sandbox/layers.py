@@ -65,9 +65,10 @@ def site_dirs() -> list[str]:
         found += site.getsitepackages()
     except AttributeError:  # some virtualenv versions
         pass
-    for pattern in ("/usr/lib/python3*/*-packages", "/usr/local/lib/python3*/*-packages",
-                    "/usr/lib/python3/dist-packages"):
-        found += glob.glob(pattern)
+    prefixes = {"/usr", "/usr/local", sys.prefix, sys.base_prefix, sys.exec_prefix}
+    for prefix in prefixes:  # a venv's base interpreter has its own, mounted with its standard library
+        found += glob.glob(os.path.join(prefix, "lib", "python3*", "*-packages"))
+    found += glob.glob("/usr/lib/python3/dist-packages")
     real = {os.path.realpath(p) for p in found if os.path.isdir(p)}
     return sorted(real)
 
