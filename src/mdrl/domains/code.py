@@ -105,6 +105,12 @@ def _text_field(gt: Mapping[str, Any], key: str) -> str:
     return value
 
 
+#: The ground-truth shapes `parse_ground_truth` reads, as named in its error message.
+KNOWN_FORMATS = ('{"functional": code}, {"inputs": [...], "outputs": [...]}, {"fn_name": name, "inputs": '
+                 '[[args]], "outputs": [...]}, {"test_list": [asserts], "test_setup_code"?: code}, {"test": '
+                 'code, "entry_point": name, "prompt"?: text}, {"pytest": code}')
+
+
 def parse_ground_truth(ground_truth: Any) -> TestSpec:
     """The test suite a ground truth describes, checked enough to run (test code must parse)."""
     gt = _as_mapping(ground_truth)
@@ -133,7 +139,8 @@ def parse_ground_truth(ground_truth: Any) -> TestSpec:
         elif "pytest" in gt:
             spec = PytestTests(_text_field(gt, "pytest"))
         else:
-            raise DataError(f"code ground_truth has none of the known test formats (keys: {sorted(gt)[:8]})")
+            raise DataError(f"code ground_truth has none of the known test formats (keys: {sorted(gt)[:8]}); "
+                            f"known: {KNOWN_FORMATS}")
         if isinstance(spec, AssertTests):
             compile_asserts(spec.code)
         elif isinstance(spec, PytestTests):
