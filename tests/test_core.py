@@ -96,10 +96,18 @@ def test_format_reward_is_separate_and_weighted():
     assert shape(verdict, "r</think><answer>a</answer>", RewardConfig("proportional", 0.2))["format"] == 1.0
 
 
-@pytest.mark.parametrize("bad", [{"mode": "partial"}, {"format_weight": 2.0}, {"weight": 1}])
+@pytest.mark.parametrize("bad", [{"mode": "partial"}, {"format_weight": 2.0}, {"weight": 1}, {"format_weight": "abc"},
+                                 {"format_weight": [1]}, {"format_weight": True}, {"format_weight": float("nan")},
+                                 "partial"])
 def test_reward_config_rejects_bad_options(bad):
     with pytest.raises(ValueError):
         RewardConfig.from_mapping(bad)
+
+
+def test_reward_config_from_a_mode_name():
+    assert RewardConfig.from_mapping("proportional") == RewardConfig("proportional")
+    gt = {"numbers": [30, 71, 88, 2], "target": 45}
+    assert mdrl.compute_score("countdown", "<answer>(88 - 71 + 30) - 2</answer>", gt, reward="proportional")["acc"]
 
 
 def _echo_domain(name: str, sources: tuple[str, ...]) -> Domain:

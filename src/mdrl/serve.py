@@ -133,10 +133,15 @@ class ServeConfig:
         return cls(**{k: v for k, v in raw.items() if k in known})
 
 
+#: Refusal reasons are cut to this length: they may quote what the client sent.
+MAX_DETAIL_CHARS = 500
+
+
 class RequestError(Exception):
     """A request the server refuses; becomes a JSON {"detail": ...} response with this status."""
 
     def __init__(self, status: int, detail: str, **extra: Any) -> None:
+        detail = detail if len(detail) <= MAX_DETAIL_CHARS else detail[:MAX_DETAIL_CHARS] + "..."
         super().__init__(detail)
         self.status = status
         self.detail = detail
@@ -520,7 +525,9 @@ async def read_json(request: Request, limit: int) -> Any:
         raise RequestError(400, "empty body: expected JSON")
     try:
         return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError:
+        raise RequestError(400, "body is not valid JSON: nested too deeply") from None
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError; integers over the digit limit
         raise RequestError(400, f"body is not valid JSON: {exc}") from None
 
 
@@ -585,13 +592,18 @@ def app_from_env() -> FastAPI:
 
 
 def bind(config: ServeConfig) -> socket.socket:
-    """Bind before serving, so `--port 0` can report the port it got and tests have no port race."""
+    """Bind and listen before serving, so `--port 0` can report the port it got, tests have no port
+    race, and a client that connects once the banner is out is queued, never refused."""
     family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((config.host, config.port))
+    sock.listen(LISTEN_BACKLOG)
     sock.set_inheritable(True)
     return sock
+
+
+LISTEN_BACKLOG = 2048
 
 
 def url_of(sock: socket.socket) -> str:
@@ -600,7 +612,8 @@ def url_of(sock: socket.socket) -> str:
 
 
 def serve(config: ServeConfig, on_bound: Callable[[str], None] | None = None) -> None:
-    """Run the server until interrupted. `on_bound(url)` runs once the socket is bound."""
+    """Run the server until interrupted. `on_bound(url)` runs once the socket accepts connections
+    (they wait until the scoring pools are up; `GET /health` answers from then on)."""
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 

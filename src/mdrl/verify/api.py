@@ -36,12 +36,12 @@ def compute_score(
     solution_str: Any,
     ground_truth: Any,
     extra_info: Mapping[str, Any] | None = None,
-    reward: "RewardConfig | Mapping[str, Any] | None" = None,
+    reward: "RewardConfig | Mapping[str, Any] | str | None" = None,
 ) -> dict[str, Any]:
     """Score one response. Returns at least {"score": float, "acc": bool, "reason": str}.
 
     `solution_str` may be the response alone or prompt + response. `reward` overrides the domain's
-    default reward config (binary/proportional, format weight). Unknown data sources and malformed
+    default reward config: a RewardConfig, a mapping of its fields, or a mode ("proportional"). Unknown data sources and malformed
     ground truths raise (they are data errors), and so does a verifier that cannot run here
     (`VerifierUnavailable`); anything the model wrote yields score 0 and a reason.
     """

@@ -28,15 +28,19 @@ class RewardConfig:
     def __post_init__(self) -> None:
         if self.mode not in ("binary", "proportional"):
             raise ValueError(f"reward mode must be 'binary' or 'proportional', got {self.mode!r}")
-        if not 0.0 <= self.format_weight <= 1.0:
-            raise ValueError(f"format_weight must be in [0, 1], got {self.format_weight}")
+        weight = self.format_weight
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= weight <= 1.0:
+            raise ValueError(f"format_weight must be a number in [0, 1], got {str(weight)[:40]!r}")
 
     @classmethod
-    def from_mapping(cls, value: "RewardConfig | dict[str, Any] | None") -> "RewardConfig":
+    def from_mapping(cls, value: "RewardConfig | dict[str, Any] | str | None") -> "RewardConfig":
+        """A config from a RewardConfig, a mapping of its fields, or a mode name ("proportional")."""
         if value is None:
             return cls()
         if isinstance(value, RewardConfig):
             return value
+        if isinstance(value, str):
+            return cls(mode=value)  # type: ignore[arg-type]
         known = {f.name for f in fields(cls)}
         unknown = set(value) - known
         if unknown:
