@@ -104,6 +104,11 @@ def test_reward_config_rejects_bad_options(bad):
         RewardConfig.from_mapping(bad)
 
 
+def test_reasons_are_bounded():
+    result = mdrl.compute_score("countdown", "<answer>1+2</answer>", {"numbers": [1, 2], "target": int("9" * 4000)})
+    assert result["reason"].startswith("value 3 != target 999") and len(result["reason"]) <= 303
+
+
 def test_reward_config_from_a_mode_name():
     assert RewardConfig.from_mapping("proportional") == RewardConfig("proportional")
     gt = {"numbers": [30, 71, 88, 2], "target": 45}

@@ -10,6 +10,9 @@ from mdrl.verify.result import Verdict
 
 RewardMode = Literal["binary", "proportional"]
 
+#: Reasons are cut to this length: they may quote the response or the ground truth (a 4000-digit target).
+MAX_REASON_CHARS = 300
+
 
 @dataclass(frozen=True)
 class RewardConfig:
@@ -51,7 +54,8 @@ class RewardConfig:
 def shape(verdict: Verdict, solution: object, config: RewardConfig) -> dict[str, Any]:
     """The public result dict: score, acc, reason, plus the components that made the score."""
     task = verdict.fraction if config.mode == "proportional" else float(verdict.acc)
-    result: dict[str, Any] = {"score": task, "acc": bool(verdict.acc), "reason": verdict.reason,
+    reason = verdict.reason if len(verdict.reason) <= MAX_REASON_CHARS else verdict.reason[:MAX_REASON_CHARS] + "..."
+    result: dict[str, Any] = {"score": task, "acc": bool(verdict.acc), "reason": reason,
                               "fraction": verdict.fraction}
     if config.format_weight > 0:
         fmt = 1.0 if has_think_answer_format(solution) else 0.0
