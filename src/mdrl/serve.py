@@ -521,6 +521,11 @@ async def read_json(request: Request, limit: int) -> Any:
         body += chunk
         if len(body) > limit:
             raise RequestError(413, f"body > max {limit} bytes (--max-body-mb)", max_body_bytes=limit)
+    return decode_body(bytes(body))
+
+
+def decode_body(body: bytes) -> Any:
+    """A request body as JSON, or a 400 saying why not."""
     if not body:
         raise RequestError(400, "empty body: expected JSON")
     try:
