@@ -445,3 +445,81 @@ def test_full_study_test_sets_match_the_score_cli(client, paper_data, folder, tm
     assert any(r["acc"] for r in served)
     # Routing sanity: every data_source of the set resolves to the expected domain.
     assert {domain_for_source(it["data_source"]).name for it in items} == {STUDY_SETS[folder]}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Fairness, deadlines and abandoned requests
+# ---------------------------------------------------------------------------------------------------
+
+LOOP_FOREVER = "<answer>\n```python\ndef f(x):\n    while True:\n        pass\n```\n</answer>"
+CODE_GT = {"functional": "def check(candidate):\n    assert candidate(1) == 2\n\n\ncheck(f)"}
+CODE_RIGHT = "<answer>\n```python\ndef f(x):\n    return x + 1\n```\n</answer>"
+
+
+def _code(response: str) -> dict[str, Any]:
+    return {"data_source": "code", "solution_str": response, "ground_truth": CODE_GT}
+
+
+def test_code_queue_is_round_robin_over_clients_then_requests():
+    import asyncio as aio
+
+    from mdrl.serve import CodeQueue
+
+    loop = aio.new_event_loop()
+    try:
+        def rows(tag: str, n: int):
+            return [((tag, i), loop.create_future()) for i in range(n)]
+
+        queue = CodeQueue()
+        flood_a, flood_b, other = rows("a", 3), rows("b", 2), rows("c", 2)
+        queue.add("flood", flood_a)
+        queue.add("flood", flood_b)
+        queue.add("other", other)
+        other[1][1].cancel()  # dropped with its request: never handed out
+        order = []
+        while (entry := queue.next()) is not None:
+            order.append(entry[0])
+        assert order == [("a", 0), ("c", 0), ("b", 0), ("a", 1), ("b", 1), ("a", 2)]
+    finally:
+        loop.close()
+
+
+def test_one_clients_flood_does_not_starve_another(server):
+    """Client A sends three programs that loop until the sandbox's limit; client B's correct row,
+    sent just after, is answered before A's request (first in, first out would put it last), and
+    when A disconnects its rows that have not started are dropped."""
+    import asyncio as aio
+
+    async def scenario() -> tuple[list[str], int]:
+        finished: list[str] = []
+        async with httpx.AsyncClient(base_url=server, timeout=300) as http:
+            before = (await http.get("/health")).json()["dropped_rows"]
+
+            async def send(name: str, items, headers):
+                response = await http.post("/score", json=items, headers=headers)
+                finished.append(name)
+                return response
+
+            flood = aio.create_task(send("flood", [_code(LOOP_FOREVER)] * 3, {"X-Mdrl-Client": "A"}))
+            await aio.sleep(1.0)
+            good = await send("good", [_code(CODE_RIGHT)], {"X-Mdrl-Client": "B"})
+            assert good.status_code == 200 and good.json()[0]["acc"], good.text[:300]
+            flood.cancel()  # client A goes away
+            deadline = time.monotonic() + 60
+            while True:
+                dropped = (await http.get("/health")).json()["dropped_rows"] - before
+                if dropped or time.monotonic() > deadline:
+                    break
+                await aio.sleep(0.5)
+        return finished, dropped
+
+    finished, dropped = aio.run(scenario())
+    assert finished == ["good"]
+    assert dropped >= 1
+
+
+def test_a_request_past_its_deadline_gets_504(client):
+    response = client.post("/score", json=[_code(LOOP_FOREVER)] * 2, headers={"X-Mdrl-Deadline-S": "1"})
+    assert response.status_code == 504 and "deadline" in response.json()["detail"]
+    bad = client.post("/score", json=[_code(CODE_RIGHT)], headers={"X-Mdrl-Deadline-S": "soon"})
+    assert bad.status_code == 400

@@ -38,8 +38,8 @@ import signal
 import socket
 import threading
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import asynccontextmanager
@@ -94,6 +94,9 @@ class ServeConfig:
     reward: Mapping[str, Any] | None = field(default=None, metadata={
         "help": "Default reward options ({mode, format_weight}) for requests that send none; "
                 "None = each domain's default."})
+    request_timeout_s: float = field(default=600.0, metadata={
+        "help": "Deadline of a request: rows not started by then are dropped and the request gets a 504. "
+                "A client may ask for a shorter one with the X-Mdrl-Deadline-S header."})
     log_level: str = field(default="warning", metadata={"help": "uvicorn log level."})
     access_log: bool = field(default=False, metadata={"help": "Log every request (costs throughput)."})
 
@@ -104,6 +107,8 @@ class ServeConfig:
         for name in ("http_workers", "max_batch", "max_body_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.request_timeout_s > 0:
+            raise ValueError(f"request_timeout_s must be > 0, got {self.request_timeout_s}")
         if self.data_source is not None:
             domain_for_source(self.data_source)  # KeyError listing the known ones
         if self.reward is not None:
@@ -386,6 +391,38 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
+DISCONNECT_POLL_S = 0.5
+
+
+class CodeQueue:
+    """Code rows waiting for a code thread: round robin over clients, then over each client's
+    requests, one row at a time. Rows whose future is done (dropped with their request) are skipped."""
+
+    def __init__(self) -> None:
+        self._clients: OrderedDict[str, deque[deque[tuple[Row, asyncio.Future]]]] = OrderedDict()
+
+    def add(self, client: str, rows: list[tuple[Row, asyncio.Future]]) -> None:
+        self._clients.setdefault(client, deque()).append(deque(rows))
+
+    def next(self) -> tuple[Row, asyncio.Future] | None:
+        while self._clients:
+            client, requests = next(iter(self._clients.items()))
+            self._clients.move_to_end(client)
+            rows = requests.popleft()
+            entry = None
+            while rows and entry is None:
+                candidate = rows.popleft()
+                if not candidate[1].done():
+                    entry = candidate
+            if rows:
+                requests.append(rows)
+            if not requests:
+                del self._clients[client]
+            if entry is not None:
+                return entry
+        return None
+
+
 class Scorer:
     """Scores the rows of every request in two lanes, without blocking the event loop:
 
@@ -398,6 +435,12 @@ class Scorer:
     - "code": threads of this process, one per sandbox fork server, one row each. The programs run in
       the sandbox's own processes and the threads mostly wait on them; a process pool here would start
       one sandbox per process and multiply fork servers past the cores (its time limits are wall-clock).
+      Rows wait in a fair queue (`CodeQueue`): round robin over clients, then over each client's
+      requests, so one client's flood of slow programs delays another client's row by at most one
+      row per code thread.
+
+    A request past its deadline, or whose client disconnected, is dropped: its rows that have not
+    started never start (a row already in the sandbox finishes within the sandbox's limits).
     """
 
     def __init__(self, config: ServeConfig) -> None:
@@ -407,6 +450,9 @@ class Scorer:
         self._threads: ThreadPoolExecutor | None = None
         self._queue: deque[tuple[Row, asyncio.Future]] = deque()
         self._in_flight = 0
+        self._code = CodeQueue()
+        self._code_running = 0
+        self.dropped_rows = 0
         self.warm: dict[str, str] = {}
 
     async def start(self) -> None:
@@ -432,19 +478,27 @@ class Scorer:
     def sizes(self) -> dict[str, int]:
         return dict(self._sizes)
 
-    async def score(self, items: Sequence[Item], reward: RewardConfig | None) -> list[dict[str, Any]]:
+    async def score(self, items: Sequence[Item], reward: RewardConfig | None, client: str = "",
+                    deadline_s: float | None = None, gone: Callable[[], Awaitable[bool]] | None = None,
+                    ) -> list[dict[str, Any]]:
+        """Score a request's items. `client` keys the fair queue of code rows; past `deadline_s`
+        (the server's request_timeout_s at most) or once `gone()` says the client disconnected, the
+        request's rows that have not started are dropped."""
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future] = []
+        code_rows: list[tuple[Row, asyncio.Future]] = []
         for item in items:
             row = (item.data_source, item.solution_str, item.ground_truth, item.extra_info, reward)
-            if item.domain.group == "code":
-                futures.append(loop.run_in_executor(self._threads, score_row, row))
-            else:
-                future = loop.create_future()
-                self._queue.append((row, future))
-                futures.append(future)
+            future = loop.create_future()
+            (code_rows if item.domain.group == "code" else self._queue).append((row, future))
+            futures.append(future)
+        if code_rows:
+            self._code.add(client, code_rows)
+            self._pump_code()
         self._pump()
-        outcomes = await asyncio.gather(*futures, return_exceptions=True)
+        limit = min(deadline_s or self.config.request_timeout_s, self.config.request_timeout_s)
+        await self._wait(futures, loop.time() + limit, gone)
+        outcomes = [f.exception() or f.result() for f in futures]
         if any(isinstance(outcome, BrokenProcessPool) for outcome in outcomes):
             raise RequestError(503, "a scoring process died (out of memory or killed); the pool was "
                                     "restarted: retry the request")
@@ -460,13 +514,63 @@ class Scorer:
             raise RequestError(500, f"item {i}: scoring failed: {message}", index=i, errors=listed)
         return [value for _, value in outcomes]
 
+    async def _wait(self, futures: list[asyncio.Future], deadline: float,
+                    gone: Callable[[], Awaitable[bool]] | None) -> None:
+        """Wait for every row; drop the rest at the deadline or when the client is gone."""
+        loop = asyncio.get_running_loop()
+        pending = {f for f in futures if not f.done()}
+        while pending:
+            left = deadline - loop.time()
+            if left <= 0:
+                self._drop(futures)
+                raise RequestError(504, f"request deadline passed ({len(pending)} of {len(futures)} rows "
+                                        "not scored); send fewer rows or a longer X-Mdrl-Deadline-S")
+            _, pending = await asyncio.wait(pending, timeout=min(left, DISCONNECT_POLL_S))
+            if pending and gone is not None and await gone():
+                self._drop(futures)
+                raise RequestError(499, "client disconnected")  # nobody reads it; the rows are dropped
+
+    def _drop(self, futures: list[asyncio.Future]) -> None:
+        dropped = sum(f.cancel() for f in futures)  # a row already running is not stopped
+        self.dropped_rows += dropped
+        if dropped:
+            log.info("dropped %d rows of an abandoned request", dropped)
+
+    def _pump_code(self) -> None:
+        """Start queued code rows, fairly across clients, while a code thread is free."""
+        loop = asyncio.get_running_loop()
+        while self._code_running < self._sizes["code"]:
+            entry = self._code.next()
+            if entry is None:
+                return
+            row, future = entry
+            task = loop.run_in_executor(self._threads, score_row, row)
+            self._code_running += 1
+            task.add_done_callback(lambda done, future=future: self._code_finished(future, done))
+
+    def _code_finished(self, future: asyncio.Future, task: asyncio.Future) -> None:
+        self._code_running -= 1
+        if not future.done():
+            if task.cancelled():
+                future.cancel()
+            elif task.exception() is not None:
+                future.set_exception(task.exception())
+            else:
+                future.set_result(task.result())
+        self._pump_code()
+
     def _pump(self) -> None:
         """Send queued rows to the pool while fewer than two tasks per worker are in flight."""
         workers = self._sizes["cpu"]
         loop = asyncio.get_running_loop()
+        while self._queue and self._queue[0][1].done():
+            self._queue.popleft()  # dropped with their request
         while self._queue and self._in_flight < 2 * workers:
             size = self.config.chunk_size or min(256, max(1, math.ceil(len(self._queue) / (4 * workers))))
             batch = [self._queue.popleft() for _ in range(min(size, len(self._queue)))]
+            batch = [(row, future) for row, future in batch if not future.done()]
+            if not batch:
+                continue
             pool = self._process_pool
             try:
                 task = loop.run_in_executor(pool, score_rows, [row for row, _ in batch])
@@ -503,6 +607,27 @@ class Scorer:
 # ---------------------------------------------------------------------------------------------------
 # The app
 # ---------------------------------------------------------------------------------------------------
+
+
+def client_key(request: Request) -> str:
+    """Whose request this is, for the fair queue: the X-Mdrl-Client header, else the peer's address."""
+    named = request.headers.get("x-mdrl-client")
+    if named:
+        return "name:" + named[:100]
+    return "host:" + (request.client.host if request.client else "?")
+
+
+def deadline_of(request: Request) -> float | None:
+    raw = request.headers.get("x-mdrl-deadline-s")
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not value > 0:
+        raise RequestError(400, f"X-Mdrl-Deadline-S must be a positive number of seconds, got {raw[:40]!r}")
+    return value
 
 
 async def read_json(request: Request, limit: int) -> Any:
@@ -565,7 +690,8 @@ def create_app(config: ServeConfig) -> FastAPI:
     @app.get("/health")
     async def health() -> dict[str, Any]:
         return {"status": "ok", "version": __version__, "pid": os.getpid(), "workers": scorer.sizes(),
-                "code_domains": scorer.warm,
+                "code_domains": scorer.warm, "dropped_rows": scorer.dropped_rows,
+                "request_timeout_s": config.request_timeout_s,
                 "max_batch": config.max_batch, "max_body_bytes": config.max_body_bytes,
                 "data_source": config.data_source, "reward": config.reward}
 
@@ -573,15 +699,19 @@ def create_app(config: ServeConfig) -> FastAPI:
     async def domains() -> dict[str, Any]:
         return {"domains": domains_summary(), "data_sources": known_sources()}
 
+    async def score_request(request: Request, items: Sequence[Item], reward: RewardConfig | None):
+        return await scorer.score(items, reward, client=client_key(request), deadline_s=deadline_of(request),
+                                  gone=request.is_disconnected)
+
     @app.post("/score")
     async def score(request: Request) -> JSONResponse:
         items, reward = parse_score_request(await read_json(request, config.max_body_bytes), config)
-        return JSONResponse(await scorer.score(items, reward))
+        return JSONResponse(await score_request(request, items, reward))
 
     @app.post("/get_reward")
     async def get_reward(request: Request) -> JSONResponse:
         items, reward = parse_openrlhf_request(await read_json(request, config.max_body_bytes), config)
-        results = await scorer.score(items, reward)
+        results = await score_request(request, items, reward)
         rewards = [r["score"] for r in results]
         extra_logs: dict[str, list[float]] = {"acc": [float(r["acc"]) for r in results]}
         if any("format" in r for r in results):

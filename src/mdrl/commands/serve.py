@@ -30,6 +30,9 @@ def serve(
                                               help="Default data_source for OpenRLHF labels holding a bare ground truth."),
     reward: str | None = typer.Option(None, "--reward", help="Default reward mode: binary | proportional."),
     format_reward: float | None = typer.Option(None, "--format-reward", help="Default format reward weight W."),
+    request_timeout: float = typer.Option(600.0, "--request-timeout",
+                                          help="Seconds a request may take; rows not started by then are "
+                                               "dropped (504)."),
     log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level."),
     access_log: bool = typer.Option(False, "--access-log", help="Log every request."),
 ) -> None:
@@ -42,8 +45,8 @@ def serve(
         config = ServeConfig(host=host, port=port, workers=workers, code_workers=code_workers,
                              http_workers=http_workers, max_batch=max_batch,
                              max_body_bytes=max(1, int(max_body_mb * (1 << 20))), chunk_size=chunk_size,
-                             data_source=data_source, reward=overrides or None, log_level=log_level,
-                             access_log=access_log)
+                             data_source=data_source, reward=overrides or None,
+                             request_timeout_s=request_timeout, log_level=log_level, access_log=access_log)
     except (KeyError, ValueError) as exc:
         raise typer.BadParameter(str(exc.args[0] if exc.args else exc)) from None
 
