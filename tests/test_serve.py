@@ -460,7 +460,7 @@ def _code(response: str) -> dict[str, Any]:
     return {"data_source": "code", "solution_str": response, "ground_truth": CODE_GT}
 
 
-def test_code_queue_is_round_robin_over_clients_then_requests():
+def test_code_queue_serves_the_least_served_client_then_round_robin_over_requests():
     import asyncio as aio
 
     from mdrl.serve import CodeQueue
@@ -471,15 +471,20 @@ def test_code_queue_is_round_robin_over_clients_then_requests():
             return [((tag, i), loop.create_future()) for i in range(n)]
 
         queue = CodeQueue()
-        flood_a, flood_b, other = rows("a", 3), rows("b", 2), rows("c", 2)
-        queue.add("flood", flood_a)
-        queue.add("flood", flood_b)
-        queue.add("other", other)
+        queue.add("flood", rows("a", 3))
+        queue.add("flood", rows("b", 2))
+        order = [queue.next()]  # the flood alone: its first row
+        queue.charge("flood", 6.0)  # ... which ran to the sandbox's limit
+        other = rows("c", 3)
+        queue.add("other", other)  # arrives level with the least-served waiting client
         other[1][1].cancel()  # dropped with its request: never handed out
-        order = []
         while (entry := queue.next()) is not None:
-            order.append(entry[0])
-        assert order == [("a", 0), ("c", 0), ("b", 0), ("a", 1), ("b", 1), ("a", 2)]
+            order.append(entry)
+            queue.charge(entry[0], 6.0 if entry[0] == "flood" else 0.01)
+        # the tie at arrival goes to the flood (waiting longer); then "other" has used less until done
+        assert [(client, row) for client, row, _ in order] == [
+            ("flood", ("a", 0)), ("flood", ("b", 0)), ("other", ("c", 0)), ("other", ("c", 2)),
+            ("flood", ("a", 1)), ("flood", ("b", 1)), ("flood", ("a", 2))]
     finally:
         loop.close()
 

@@ -38,7 +38,7 @@ import signal
 import socket
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -395,19 +395,30 @@ DISCONNECT_POLL_S = 0.5
 
 
 class CodeQueue:
-    """Code rows waiting for a code thread: round robin over clients, then over each client's
-    requests, one row at a time. Rows whose future is done (dropped with their request) are skipped."""
+    """Code rows waiting for a code thread. The next row goes to the waiting client that has used the
+    least code-thread time (a client that arrives starts level with the least-served waiting one),
+    then round robin over that client's requests. A flood of programs that run to the sandbox's
+    limit thus costs another client at most the rows already running, not the flood's backlog.
+    Rows whose future is done (dropped with their request) are skipped."""
 
     def __init__(self) -> None:
-        self._clients: OrderedDict[str, deque[deque[tuple[Row, asyncio.Future]]]] = OrderedDict()
+        self._waiting: dict[str, deque[deque[tuple[Row, asyncio.Future]]]] = {}
+        self._used: dict[str, float] = {}
 
     def add(self, client: str, rows: list[tuple[Row, asyncio.Future]]) -> None:
-        self._clients.setdefault(client, deque()).append(deque(rows))
+        if client not in self._waiting:
+            floor = min((self._used[c] for c in self._waiting), default=0.0)
+            self._used[client] = max(self._used.get(client, 0.0), floor)
+            self._waiting[client] = deque()
+        self._waiting[client].append(deque(rows))
 
-    def next(self) -> tuple[Row, asyncio.Future] | None:
-        while self._clients:
-            client, requests = next(iter(self._clients.items()))
-            self._clients.move_to_end(client)
+    def charge(self, client: str, seconds: float) -> None:
+        self._used[client] = self._used.get(client, 0.0) + seconds
+
+    def next(self) -> tuple[str, Row, asyncio.Future] | None:
+        while self._waiting:
+            client = min(self._waiting, key=lambda c: self._used[c])
+            requests = self._waiting[client]
             rows = requests.popleft()
             entry = None
             while rows and entry is None:
@@ -417,9 +428,9 @@ class CodeQueue:
             if rows:
                 requests.append(rows)
             if not requests:
-                del self._clients[client]
+                del self._waiting[client]
             if entry is not None:
-                return entry
+                return client, entry[0], entry[1]
         return None
 
 
@@ -435,9 +446,9 @@ class Scorer:
     - "code": threads of this process, one per sandbox fork server, one row each. The programs run in
       the sandbox's own processes and the threads mostly wait on them; a process pool here would start
       one sandbox per process and multiply fork servers past the cores (its time limits are wall-clock).
-      Rows wait in a fair queue (`CodeQueue`): round robin over clients, then over each client's
-      requests, so one client's flood of slow programs delays another client's row by at most one
-      row per code thread.
+      Rows wait in a fair queue (`CodeQueue`): the client that has used the least code time goes
+      next, so one client's flood of slow programs delays another client's row by at most the rows
+      already running.
 
     A request past its deadline, or whose client disconnected, is dropped: its rows that have not
     started never start (a row already in the sandbox finishes within the sandbox's limits).
@@ -543,13 +554,16 @@ class Scorer:
             entry = self._code.next()
             if entry is None:
                 return
-            row, future = entry
+            client, row, future = entry
             task = loop.run_in_executor(self._threads, score_row, row)
             self._code_running += 1
-            task.add_done_callback(lambda done, future=future: self._code_finished(future, done))
+            started = time.monotonic()
+            task.add_done_callback(lambda done, client=client, future=future, started=started:
+                                   self._code_finished(client, future, done, started))
 
-    def _code_finished(self, future: asyncio.Future, task: asyncio.Future) -> None:
+    def _code_finished(self, client: str, future: asyncio.Future, task: asyncio.Future, started: float) -> None:
         self._code_running -= 1
+        self._code.charge(client, time.monotonic() - started)
         if not future.done():
             if task.cancelled():
                 future.cancel()
