@@ -148,6 +148,7 @@ def run(
     from mdrl.domains.base import DataError
     from mdrl.eval.backends.openai import ServerError
     from mdrl.eval.cache import CacheBusy
+    from mdrl.modelref import ModelNotFound
 
     try:
         summary = evaluate(
@@ -160,7 +161,7 @@ def run(
             backend_options=backend_options,
             options=options,
         )
-    except (DataError, KeyError, ServerError, CacheBusy, ImportError) as exc:
+    except (DataError, KeyError, ServerError, CacheBusy, ImportError, ModelNotFound) as exc:
         typer.echo(f"mdrl eval: {exc.args[0] if isinstance(exc, KeyError) and exc.args else exc}", err=True)
         raise typer.Exit(2) from None
     for entry in summary["runs"]:

@@ -109,7 +109,8 @@ def train(
     except (
         ValueError,
         KeyError,
-    ) as exc:  # bad settings or data (DataError is a ValueError): say what, not where
+        FileNotFoundError,
+    ) as exc:  # bad settings, data (DataError is a ValueError) or model path: say what, not where
         typer.echo(f"mdrl train: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(json.dumps(summary, indent=2))

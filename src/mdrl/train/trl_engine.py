@@ -22,6 +22,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from mdrl.modelref import check_model_reference, loading
 from mdrl.train.config import TrainConfig
 from mdrl.train.metrics import (
     CHECKPOINT_MARKER,
@@ -49,6 +50,7 @@ def _cuda() -> bool:
 def resolve_model_path(config: TrainConfig, run: RunDir) -> str:
     """The model to train: a path or hub id as given, or mdrl's tiny model built and warmed up here."""
     if config.model.path != "tiny":
+        check_model_reference(config.model.path)
         return config.model.path
     from mdrl.tiny.pretrain import pretrain_tiny
 
@@ -65,7 +67,8 @@ def resolve_model_path(config: TrainConfig, run: RunDir) -> str:
 def load_tokenizer(model_path: str, config: TrainConfig) -> Any:
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=config.model.trust_remote_code)
+    with loading(model_path):
+        tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=config.model.trust_remote_code)
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from mdrl.eval.types import Backend
+from mdrl.modelref import check_model_reference
 
 BACKENDS = ("hf", "openai", "vllm")
 
@@ -16,6 +17,8 @@ def make_backend(kind: str, target: str, **options: Any) -> Backend:
     Options that are None are dropped, so CLI defaults stay with each backend.
     """
     options = {key: value for key, value in options.items() if value is not None}
+    if kind in ("hf", "vllm"):
+        check_model_reference(target)
     if kind == "hf":
         from mdrl.eval.backends.hf import HFBackend
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from mdrl.eval.types import Completion, GenRequest, Generation, SamplingConfig
+from mdrl.modelref import loading
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +68,16 @@ class HFGenerator:
             torch_dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
         else:
             torch_dtype = getattr(torch, dtype)
-        self.tokenizer = AutoTokenizer.from_pretrained(
-            str(model), revision=revision, trust_remote_code=trust_remote_code
-        )
+        with loading(str(model)):
+            self.tokenizer = AutoTokenizer.from_pretrained(
+                str(model), revision=revision, trust_remote_code=trust_remote_code
+            )
+            self.model = AutoModelForCausalLM.from_pretrained(
+                str(model), revision=revision, dtype=torch_dtype, trust_remote_code=trust_remote_code
+            )
         self.tokenizer.padding_side = "left"  # decoder-only batching: new tokens follow every prompt
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(
-            str(model), revision=revision, dtype=torch_dtype, trust_remote_code=trust_remote_code
-        )
         self.model.to(device).eval()
         self.stop_ids = self._stop_ids()
         # The weights' dtype is part of the identity: bf16 on a GPU and fp32 on a CPU answer differently.
