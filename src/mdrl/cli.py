@@ -11,7 +11,7 @@ import typer
 from mdrl.commands import data, demo, score, serve, study, tiny, train
 from mdrl.commands import eval as evaluation
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(rich_markup_mode=None, add_completion=False, no_args_is_help=True,
                   help="mdrl: multi-domain RL with verifiable rewards.")
 
 
@@ -24,11 +24,12 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at IN
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
-app.command("score", help=score.__doc__)(score.score)
-app.command("train", help=train.__doc__)(train.train)
-app.command("serve")(serve.serve)
-app.command("study")(study.study)
-app.command("demo", help=demo.__doc__)(demo.demo)
+app.command("score", help=score.__doc__,
+            epilog="Example: mdrl score -i rows.jsonl --reward proportional > scores.jsonl")(score.score)
+app.command("train", help=train.__doc__, epilog="Example: mdrl train -p tiny -o runs/kk")(train.train)
+app.command("serve", epilog="Example: mdrl serve --port 8000")(serve.serve)
+app.command("study", epilog="Example: mdrl study --preset tiny -o runs/study-tiny -j 2")(study.study)
+app.command("demo", help=demo.__doc__, epilog="Example: mdrl demo -o runs/demo")(demo.demo)
 app.add_typer(data.app, name="data")
 app.add_typer(evaluation.app, name="eval")
 app.add_typer(tiny.app, name="tiny")

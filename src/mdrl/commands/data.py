@@ -9,14 +9,15 @@ from typing import Any, List, Optional
 
 import typer
 
-app = typer.Typer(
+app = typer.Typer(rich_markup_mode=None, 
     add_completion=False,
     no_args_is_help=True,
     help="Build training data (mixtures, curricula) as veRL parquet; inspect data files.",
 )
 
 
-@app.command("build")
+@app.command("build",
+             epilog="Example: mdrl data build --mix countdown:1,knights_knaves:1 --n 2000 --out data/cdkk")
 def build(
     out: Optional[Path] = typer.Option(
         None, "--out", "-o", help="Output folder (train.parquet, manifest.json)."
@@ -133,7 +134,7 @@ def _inspect_rows(path: Path) -> tuple[list[Any], dict[str, Any]]:
     return load_source(SourceSpec(kind=kind, path=str(path))), metadata
 
 
-@app.command("inspect")
+@app.command("inspect", epilog="Example: mdrl data inspect data/cdkk/train.parquet")
 def inspect(
     file: Path = typer.Argument(..., help="A veRL parquet file, a jsonl file or a saved HF Dataset folder."),
     as_json: bool = typer.Option(False, "--json", help="Print the counts as JSON."),

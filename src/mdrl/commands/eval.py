@@ -10,14 +10,15 @@ from typing import List, Optional
 
 import typer
 
-app = typer.Typer(
+app = typer.Typer(rich_markup_mode=None, 
     add_completion=False,
     no_args_is_help=True,
     help="Evaluate models (hf, OpenAI-compatible server, vllm) on suites; serve a model.",
 )
 
 
-@app.command("run")
+@app.command("run",
+             epilog="Example: mdrl eval run -m runs/kk/final -s kk -s gen:countdown:3:200:7 -o runs/kk/eval")
 def run(
     model: List[str] = typer.Option(
         ...,
@@ -188,7 +189,7 @@ def _json_object(text: str | None, option: str) -> dict | None:
     return value
 
 
-@app.command("serve-model")
+@app.command("serve-model", epilog="Example: mdrl eval serve-model -m runs/kk/final --port 8001")
 def serve_model(
     model: str = typer.Option(..., "--model", "-m", help="A model folder or hub name."),
     host: str = typer.Option("127.0.0.1", "--host"),
@@ -212,7 +213,7 @@ def serve_model(
     )
 
 
-@app.command("suites")
+@app.command("suites", epilog="Example: mdrl eval suites")
 def suites(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List the built-in suites and where their data is looked for."""
     from mdrl.eval.suites import BUILTIN, data_root, list_suites

@@ -1,4 +1,5 @@
-"""Score JSONL lines of {data_source, solution_str, ground_truth, extra_info?}; one JSON line out per input."""
+"""Score JSONL lines of {data_source, solution_str, ground_truth, extra_info?}; one JSON line out per
+input line, in order, always (exit status 1 when a line could not be scored)."""
 
 from __future__ import annotations
 
@@ -77,14 +78,17 @@ def score_line(raw: bytes, reward: RewardConfig | None) -> dict[str, Any]:
 
 def bad_line_result(where: str, lineno: int, message: str) -> dict[str, Any]:
     message = message[:_MAX_MESSAGE]
-    return {"score": 0.0, "acc": False, "reason": f"bad input: {message}", "error": f"{where}:{lineno}: {message}"}
+    return {"score": 0.0, "acc": False, "reason": f"bad input: {message}",
+            "error": f"{where}:{lineno}: {message}"}
 
 
 def score(
     input: Optional[Path] = typer.Option(None, "--input", "-i", help="JSONL file; stdin when omitted."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="JSONL file; stdout when omitted."),
-    reward: Optional[str] = typer.Option(None, "--reward", help="binary | proportional (default: per domain)."),
-    format_reward: Optional[float] = typer.Option(None, "--format-reward", help="Weight W of the format reward."),
+    reward: Optional[str] = typer.Option(None, "--reward",
+                                         help="binary | proportional (default: per domain)."),
+    format_reward: Optional[float] = typer.Option(None, "--format-reward",
+                                                  help="Weight W of the format reward."),
     on_error: OnError = typer.Option(
         OnError.cont, "--on-error",
         help="A line that cannot be scored (bad JSON, blank, unknown data_source, malformed ground "
@@ -92,10 +96,7 @@ def score(
              "output lines match input lines one to one; 'stop' ends the run there."),
 ) -> None:
     """Score JSONL lines of {data_source, solution_str, ground_truth, extra_info?}; one JSON line out
-    per input line, in order. Exit status 1 when any line could not be scored.
-
-    Example: mdrl score -i rows.jsonl --reward proportional > scores.jsonl
-    """
+    per input line, in order. Exit status 1 when any line could not be scored."""
     overrides = {k: v for k, v in (("mode", reward), ("format_weight", format_reward)) if v is not None}
     config = RewardConfig(**overrides) if overrides else None
     source = input.open("rb") if input else sys.stdin.buffer

@@ -12,7 +12,7 @@ import typer
 
 log = logging.getLogger(__name__)
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+app = typer.Typer(rich_markup_mode=None, add_completion=False, no_args_is_help=True, help=__doc__)
 
 
 def load_recipe(recipe_file: Path | None, fast: bool = False) -> Any:
@@ -67,7 +67,7 @@ def folder_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-@app.command("build")
+@app.command("build", epilog="Example: mdrl tiny build -o runs/tiny")
 def build(
     out: Path | None = typer.Option(None, "--out", "-o", help="Where to write base/ and instruct/ "
                                                                 "(default: ~/.cache/mdrl/tiny, or $MDRL_CACHE_DIR/tiny)."),
