@@ -898,3 +898,15 @@ def test_generate_rejects_an_unknown_split():
 
     with pytest.raises(DataError, match="split"):
         generate("math", 3, split="test")
+
+
+def test_a_mixture_reads_only_the_sources_it_draws_on(tmp_path, monkeypatch):
+    """The paper preset lists all five study folders; a mixture without puzzles must not need the
+    Knights-and-Knaves file, and a missing file it does need is named with where it belongs."""
+    monkeypatch.setenv("MDRL_SHARED_DATA", str(tmp_path))
+    (tmp_path / "paper" / "countdown").mkdir(parents=True)
+    sources = (SourceSpec.parse("paper:kk"), SourceSpec.parse("countdown:3?n=20"))
+    result = build_dataset(BuildConfig(sources=sources, mix="countdown:1", n=20))
+    assert len(result.problems) == 20 and {p.domain for p in result.problems} == {"countdown"}
+    with pytest.raises(DataError, match=r"no study file .*kk/train.parquet.*MDRL_SHARED_DATA"):
+        build_dataset(BuildConfig(sources=sources, mix="puzzle:1,countdown:1", n=20))

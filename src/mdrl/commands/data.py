@@ -126,28 +126,33 @@ def build(
     typer.echo("wrote " + ", ".join(str(path) for path in paths.values()))
 
 
-def _inspect_rows(path: Path) -> tuple[list[Any], dict[str, Any]]:
+def _inspect_rows(path: Path, skip_bad_rows: bool, skipped: list[str]) -> tuple[list[Any], dict[str, Any]]:
     from mdrl.data.sources import SourceSpec, load_source, parquet_metadata
 
     kind = "parquet" if path.suffix == ".parquet" else "jsonl" if path.suffix == ".jsonl" else "hf"
     metadata = parquet_metadata(path) if kind == "parquet" else {}
-    return load_source(SourceSpec(kind=kind, path=str(path))), metadata
+    spec = SourceSpec(kind=kind, path=str(path), on_error="skip" if skip_bad_rows else "raise")
+    return load_source(spec, skipped=skipped), metadata
 
 
 @app.command("inspect", epilog="Example: mdrl data inspect data/cdkk/train.parquet")
 def inspect(
     file: Path = typer.Argument(..., help="A veRL parquet file, a jsonl file or a saved HF Dataset folder."),
     as_json: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
+    skip_bad_rows: bool = typer.Option(
+        False, "--skip-bad-rows", help="Count malformed rows (and name the first) instead of stopping at one."),
 ) -> None:
     """Counts per data_source, domain and difficulty of a data file (the study's or one mdrl built)."""
     from mdrl.domains.base import DataError
 
     if not file.exists():
         raise typer.BadParameter(f"{file} does not exist")
+    skipped: list[str] = []
     try:
-        problems, metadata = _inspect_rows(file)
+        problems, metadata = _inspect_rows(file, skip_bad_rows, skipped)
     except (DataError, ValueError) as exc:
-        raise typer.BadParameter(str(exc)) from None
+        hint = "" if skip_bad_rows else " (--skip-bad-rows counts such rows and goes on)"
+        raise typer.BadParameter(f"{exc}{hint}") from None
     by_level: dict[str, Counter[int]] = {}
     for problem in problems:
         by_level.setdefault(problem.domain, Counter())[problem.difficulty] += 1
@@ -158,6 +163,7 @@ def inspect(
         "domain": dict(sorted(Counter(p.domain for p in problems).items())),
         "difficulty": {d: {str(k): v for k, v in sorted(c.items())} for d, c in sorted(by_level.items())},
         "curriculum": metadata.get("curriculum", "none") if metadata else None,
+        "skipped_rows": {"count": len(skipped), "first": skipped[:5]},
     }
     if as_json:
         typer.echo(json.dumps(report, indent=2))
@@ -166,6 +172,8 @@ def inspect(
         f"{file}: {report['rows']} rows"
         + (f", curriculum {report['curriculum']}" if report["curriculum"] not in (None, "none") else "")
     )
+    if skipped:
+        typer.echo(f"  skipped {len(skipped)} malformed row(s), first: {skipped[0]}")
     for name, count in report["data_source"].items():
         typer.echo(f"  data_source {name:<20} {count:>7}")
     for name, levels in report["difficulty"].items():

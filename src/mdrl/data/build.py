@@ -34,7 +34,7 @@ from mdrl.data.mixture import (
     proportions,
     resolve_mix,
 )
-from mdrl.data.sources import SourceSpec, generate, load_source, parse_levels
+from mdrl.data.sources import SourceSpec, generate, load_source, parse_levels, source_domain
 from mdrl.templates import Template
 
 log = logging.getLogger(__name__)
@@ -298,6 +298,18 @@ def _draw(
     return chosen
 
 
+def _drawn_domains(mix: str, domains: Mapping[str, Any]) -> set[str]:
+    """Every domain a mixture could draw on: the domains and the members of the groups it weighs
+    above 0, less the domains it weighs 0."""
+    pairs = parse_mix(mix)
+    drawn: set[str] = set()
+    for key, weight in pairs:
+        if weight > 0:
+            drawn |= {key} if key in domains and key not in GROUPS else \
+                {name for name, d in domains.items() if d.group == key} | ({key} if key in domains else set())
+    return drawn - {key for key, weight in pairs if weight == 0 and key in domains}
+
+
 def build_dataset(config: BuildConfig) -> BuildResult:
     """Build the ordered problems of `config` (see the module doc for where items come from)."""
     sources = _resolve_sources(config)
@@ -305,7 +317,12 @@ def build_dataset(config: BuildConfig) -> BuildResult:
     pools: dict[str, list[Problem]] = {}
     generators: dict[str, SourceSpec] = {}
     skipped: list[str] = []
+    drawn = _drawn_domains(config.mix, domains) if config.mix else None
     for source in sources:
+        known = source_domain(source)
+        if drawn is not None and known is not None and known not in drawn:
+            log.info("not reading %s: the mixture draws nothing from domain %s", source.describe(), known)
+            continue
         if source.kind == "generate":
             if source.domain in generators:
                 raise ValueError(f"two generator sources for {source.domain!r}: give one with several levels")

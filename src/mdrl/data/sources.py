@@ -40,6 +40,22 @@ PAPER_DATASETS = {
 }
 
 
+#: The domain each of the study's data folders holds (its rows name it too; this is known before loading).
+PAPER_DOMAINS = {"countdown": "countdown", "deepscaler": "math", "kk": "knights_knaves", "zebra": "zebra",
+                 "code-r1-12k": "code"}
+
+
+def source_domain(source: "SourceSpec") -> str | None:
+    """The one domain a source holds when that is known without reading it (a generator, a study
+    folder), else None."""
+    if source.kind == "generate":
+        return source.domain
+    if source.kind == "paper" and source.path:
+        dataset = source.path.partition("/")[0]
+        return PAPER_DOMAINS.get(PAPER_DATASETS.get(dataset, dataset))
+    return None
+
+
 def parse_levels(text: str | int | Sequence[int] | None) -> tuple[int, ...]:
     """Difficulty levels from "3-4", "3,5,7", "3-5,7", 4 or [3, 4] -> a sorted tuple of ints."""
     if text is None or text == "":
@@ -262,7 +278,9 @@ def paper_file(name: str, split: str = "train") -> Path:
     path = folder / f"{split_part or split}.parquet"
     if not path.is_file():
         available = sorted(p.relative_to(folder.parent).as_posix() for p in folder.parent.glob("*/*.parquet"))
-        raise DataError(f"no study file {path}; available: {', '.join(available)}")
+        raise DataError(f"no study file {path}; available: {', '.join(available)}. The study's released "
+                        "data (arXiv 2507.17512) goes under $MDRL_SHARED_DATA/paper/<dataset>/<split>.parquet; "
+                        "or leave this source out (a --mix without its domain does not read it)")
     return path
 
 
