@@ -54,3 +54,38 @@ def test_warmup_rejects_a_file_source():
         from mdrl.tiny.pretrain import _problems
 
         _problems("paper:kk/test", 4, 0)
+
+
+def test_an_interrupted_warmup_resumes_where_it_stopped(tmp_path, monkeypatch):
+    """Interrupted after its step-5 checkpoint, the same call goes on from step 5 and ends with the
+    weights and report of a warm-up that was never interrupted."""
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import load_file
+
+    import mdrl.tiny.pretrain as pretrain
+
+    warmup = WarmupConfig(template="plain", n_items=16, max_steps=15, batch_size=4, eval_every=5, eval_items=4,
+                          max_new_tokens=8, target_success=0.0, learning_rate=3e-3, warmup_steps=2)
+    whole = pretrain_tiny(tmp_path / "whole", warmup, SMALL, corpus=CORPUS)
+
+    real = pretrain.sampled_success
+
+    def interrupted(*args):
+        if args[-1] == warmup.seed + 10:  # the measurement after step 10: Ctrl-C
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(pretrain, "sampled_success", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain_tiny(tmp_path / "cut", warmup, SMALL, corpus=CORPUS)
+    assert (tmp_path / "cut" / pretrain.WARMUP_CHECKPOINT).is_file()
+    monkeypatch.setattr(pretrain, "sampled_success", real)
+    steps = []
+    real_step = pretrain.sft_step
+    monkeypatch.setattr(pretrain, "sft_step", lambda *a: steps.append(1) or real_step(*a))
+    resumed = pretrain_tiny(tmp_path / "cut", warmup, SMALL, corpus=CORPUS)
+    assert len(steps) == 10  # steps 6-15: the first five came from the checkpoint
+    assert not (tmp_path / "cut" / pretrain.WARMUP_CHECKPOINT).exists()
+    assert {k: v for k, v in resumed.items() if k != "seconds"} == {k: v for k, v in whole.items() if k != "seconds"}
+    a, b = load_file(tmp_path / "whole" / "model.safetensors"), load_file(tmp_path / "cut" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -21,11 +21,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from tqdm import tqdm
+
 from mdrl.tiny.builder import TinyModelConfig, build_tiny
 
 log = logging.getLogger(__name__)
 
 WARMUP_REPORT = "mdrl_warmup.json"
+#: An unfinished warm-up's state, saved at every success measurement; removed when the warm-up ends.
+WARMUP_CHECKPOINT = "mdrl_warmup_checkpoint.pt"
 
 
 @dataclass(frozen=True)
@@ -159,6 +163,38 @@ def _encode(tokenizer: Any, prompt: str, response: str, max_length: int) -> tupl
     return ids, labels
 
 
+def _save_checkpoint(path: Path, settings: dict, model, optimizer, scheduler, order_rng: random.Random,
+                     state: dict) -> None:
+    """Everything the warm-up needs to go on exactly where it was (written, then renamed into place)."""
+    import torch
+
+    tmp = path.with_suffix(".tmp")
+    torch.save({"settings": settings, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "order_rng": order_rng.getstate(),
+                "torch_rng": torch.get_rng_state(), "state": state}, tmp)
+    tmp.replace(path)
+
+
+def _load_checkpoint(path: Path, settings: dict, model, optimizer, scheduler,
+                     order_rng: random.Random) -> dict | None:
+    """The saved state of an interrupted warm-up with the same settings, loaded into the objects; None
+    when there is none (a checkpoint of other settings is ignored)."""
+    import torch
+
+    if not path.is_file():
+        return None
+    saved = torch.load(path, weights_only=False)
+    if saved.get("settings") != settings:
+        log.warning("ignoring the warm-up checkpoint in %s: it was made with other settings", path.parent)
+        return None
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    order_rng.setstate(saved["order_rng"])
+    torch.set_rng_state(saved["torch_rng"])
+    return saved["state"]
+
+
 def pretrain_tiny(
     out_dir: str | Path,
     warmup: WarmupConfig = WarmupConfig(),
@@ -208,16 +244,24 @@ def pretrain_tiny(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: warmup_cosine(step, warmup.warmup_steps, warmup.max_steps))
     order_rng = random.Random(f"mdrl-warmup-{warmup.seed}")
-    order: list[int] = []
-    history: list[dict[str, float]] = []
-    initial = sampled_success(
-        model, tokenizer, eval_items, eval_prompts, warmup.max_new_tokens, warmup.temperature, warmup.seed
-    )
-    success = initial
-    loss_value = float("nan")
-    started = time.time()
-    step = 0
-    for step in range(1, warmup.max_steps + 1):
+    checkpoint_path = out / WARMUP_CHECKPOINT
+    state = _load_checkpoint(checkpoint_path, settings, model, optimizer, scheduler, order_rng)
+    if state is None:
+        initial = sampled_success(
+            model, tokenizer, eval_items, eval_prompts, warmup.max_new_tokens, warmup.temperature, warmup.seed
+        )
+        state = {"step": 0, "order": [], "history": [], "initial": initial, "success": initial,
+                 "loss": float("nan"), "seconds": 0.0}
+    else:
+        log.warning("resuming the tiny model's warm-up in %s at step %d of at most %d",
+                    out, state["step"], warmup.max_steps)
+    order, history = state["order"], state["history"]
+    initial, success, loss_value = state["initial"], state["success"], state["loss"]
+    started = time.time() - state["seconds"]
+    step = state["step"]
+    bar = tqdm(total=warmup.max_steps, initial=step, desc=f"warm-up {out.name}", unit="step", disable=None,
+               leave=False)
+    for step in range(state["step"] + 1, warmup.max_steps + 1):
         if len(order) < warmup.batch_size:
             fresh = list(range(len(examples)))
             order_rng.shuffle(fresh)
@@ -225,6 +269,7 @@ def pretrain_tiny(
         batch = [examples[i] for i in order[: warmup.batch_size]]
         del order[: warmup.batch_size]
         loss_value = sft_step(model, optimizer, scheduler, batch, tokenizer.pad_token_id)
+        bar.update()
         if step % warmup.eval_every == 0 or step == warmup.max_steps:
             success = sampled_success(
                 model,
@@ -237,8 +282,13 @@ def pretrain_tiny(
             )
             history.append({"step": step, "loss": round(loss_value, 4), "success": round(success, 4)})
             log.info("warm-up step %d: loss %.3f, sampled success %.1f%%", step, loss_value, 100 * success)
+            bar.set_postfix(loss=f"{loss_value:.3f}", success=f"{100 * success:.0f}%")
             if warmup.target_success > 0 and success >= warmup.target_success:
                 break
+            _save_checkpoint(checkpoint_path, settings, model, optimizer, scheduler, order_rng, {
+                "step": step, "order": order, "history": history, "initial": initial, "success": success,
+                "loss": loss_value, "seconds": time.time() - started})
+    bar.close()
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     report = {
@@ -251,6 +301,7 @@ def pretrain_tiny(
         "seconds": round(time.time() - started, 1),
     }
     report_path.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    checkpoint_path.unlink(missing_ok=True)
     meta_path = out / "mdrl_tiny.json"
     meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
     meta.update(kind="warmed", warmup=asdict(warmup))
