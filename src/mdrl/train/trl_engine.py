@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -250,8 +251,8 @@ def train_trl(config: TrainConfig) -> dict[str, Any]:
                     dropped,
                     step,
                 )
-    if checkpoint is not None:
-        log.info("resuming from %s (optimizer step %d)", checkpoint, step)
+    if checkpoint is not None:  # said at warning level: a resumed run must never look like a new one
+        log.warning("resuming %s from %s (optimizer step %d)", run.root, checkpoint.name, step)
 
     model_path = resolve_model_path(config, run)
     tokenizer = load_tokenizer(model_path, config)
@@ -293,7 +294,10 @@ def train_trl(config: TrainConfig) -> dict[str, Any]:
     )
     trainer.remove_callback(ProgressCallback)  # replaced by the same bar showing reward instead of log dumps
     trainer.add_callback(RewardProgress())
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    with warnings.catch_warnings():
+        # TRL's generation reads a property transformers deprecated; it warns once per rollout batch
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     trainer.save_model(str(run.final))
     tokenizer.save_pretrained(str(run.final))
     summary = {
