@@ -284,3 +284,15 @@ def test_sigkill_then_same_command_resumes_exactly(tiny_model, tmp_path):
     assert [m["loss"] for m in killed_metrics] == pytest.approx([m["loss"] for m in full_metrics], abs=1e-6)
     a, b = load_file(full / "final" / "model.safetensors"), load_file(killed / "final" / "model.safetensors")
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-6
+
+
+def test_progress_bar_names_its_run_and_counts_rollout_batches():
+    from types import SimpleNamespace
+
+    from mdrl.train.metrics import RewardProgress
+
+    bar = RewardProgress("cells/math-s10/train-a1", rollout_batches=30)
+    state = SimpleNamespace(max_steps=60, global_step=0)  # two optimizer updates per rollout batch
+    assert [bar._batch(SimpleNamespace(max_steps=60, global_step=s)) for s in (1, 2, 3, 60)] == \
+        ["1/30", "1/30", "2/30", "30/30"]
+    assert RewardProgress()._batch(state) is None

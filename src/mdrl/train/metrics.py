@@ -188,7 +188,25 @@ def domain_shares(rows: Iterable[dict[str, Any]]) -> dict[int, dict[str, float]]
 
 class RewardProgress(ProgressCallback):
     """TRL's progress bar (steps, elapsed, ETA) with the latest reward and accuracy as its postfix,
-    instead of printing every log dict below it: metrics.jsonl and TensorBoard have those."""
+    instead of printing every log dict below it: metrics.jsonl and TensorBoard have those. The bar
+    names its run and counts optimizer updates; the postfix says which rollout batch they belong to
+    (a rollout batch can hold several updates)."""
+
+    def __init__(self, label: str = "", rollout_batches: int = 0) -> None:
+        super().__init__()
+        self.label = label
+        self.rollout_batches = rollout_batches
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        super().on_train_begin(args, state, control, **kwargs)
+        if self.training_bar is not None:
+            self.training_bar.set_description(f"{self.label} updates" if self.label else "updates")
+
+    def _batch(self, state: Any) -> str | None:
+        if not self.rollout_batches or not state.max_steps:
+            return None
+        per_batch = max(1, state.max_steps // self.rollout_batches)
+        return f"{min(self.rollout_batches, -(-state.global_step // per_batch))}/{self.rollout_batches}"
 
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
@@ -199,6 +217,8 @@ class RewardProgress(ProgressCallback):
         for key, value in logs.items():
             if key.startswith("rewards/") and key.endswith("/acc"):
                 shown[key.split("/")[1] + " acc"] = value
-        self.training_bar.set_postfix(
-            {k: f"{v:.3f}" for k, v in shown.items() if isinstance(v, (int, float))}, refresh=False
-        )
+        postfix = {k: f"{v:.3f}" for k, v in shown.items() if isinstance(v, (int, float))}
+        batch = self._batch(state)
+        if batch is not None:
+            postfix = {"rollout batch": batch, **postfix}
+        self.training_bar.set_postfix(postfix, refresh=False)

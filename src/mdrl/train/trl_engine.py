@@ -293,7 +293,7 @@ def train_trl(config: TrainConfig) -> dict[str, Any]:
         callbacks=callbacks,
     )
     trainer.remove_callback(ProgressCallback)  # replaced by the same bar showing reward instead of log dumps
-    trainer.add_callback(RewardProgress())
+    trainer.add_callback(RewardProgress(f"{run.root.parent.name}/{run.root.name}", config.grpo.max_steps or 0))
     with warnings.catch_warnings():
         # TRL's generation reads a property transformers deprecated; it warns once per rollout batch
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
