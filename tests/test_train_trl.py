@@ -284,6 +284,18 @@ def test_sigkill_then_same_command_resumes_exactly(tiny_model, tmp_path):
     assert [m["loss"] for m in killed_metrics] == pytest.approx([m["loss"] for m in full_metrics], abs=1e-6)
     a, b = load_file(full / "final" / "model.safetensors"), load_file(killed / "final" / "model.safetensors")
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-6
+    # TensorBoard, as TensorBoard reads it (purging what the resumed run redid): each step once.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    def steps_by_tag(folder):
+        events = EventAccumulator(str(folder / "tensorboard"))
+        events.Reload()
+        return {tag: [e.step for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+    assert steps_by_tag(killed) == steps_by_tag(full)
+    assert all(steps == sorted(set(steps)) for tag, steps in steps_by_tag(full).items() if tag != "train/epoch")
+    assert "resuming" in rerun.stderr, rerun.stderr[-3000:]
+    assert "missing keys" not in rerun.stderr, rerun.stderr[-3000:]
 
 
 def test_progress_bar_names_its_run_and_counts_rollout_batches():

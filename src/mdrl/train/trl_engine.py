@@ -48,6 +48,14 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
+class _TiedHeadIsNotMissing(logging.Filter):
+    """A checkpoint of a model whose output head is its embedding matrix holds that matrix once;
+    transformers then reports `lm_head.weight` as missing on resume although the head is restored."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "There were missing keys in the checkpoint model loaded: ['lm_head.weight']."
+
+
 def resolve_model_path(config: TrainConfig, run: RunDir) -> str:
     """The model to train: a path or hub id as given, or mdrl's tiny model built and warmed up here."""
     if config.model.path != "tiny":
@@ -294,10 +302,18 @@ def train_trl(config: TrainConfig) -> dict[str, Any]:
     )
     trainer.remove_callback(ProgressCallback)  # replaced by the same bar showing reward instead of log dumps
     trainer.add_callback(RewardProgress(f"{run.root.parent.name}/{run.root.name}", config.grpo.max_steps or 0))
-    with warnings.catch_warnings():
-        # TRL's generation reads a property transformers deprecated; it warns once per rollout batch
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    tied = _TiedHeadIsNotMissing() if getattr(trainer.model.config, "tie_word_embeddings", False) else None
+    trainer_log = logging.getLogger("transformers.trainer")
+    if tied is not None:
+        trainer_log.addFilter(tied)
+    try:
+        with warnings.catch_warnings():
+            # TRL's generation reads a property transformers deprecated; it warns once per rollout batch
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    finally:
+        if tied is not None:
+            trainer_log.removeFilter(tied)
     trainer.save_model(str(run.final))
     tokenizer.save_pretrained(str(run.final))
     summary = {
