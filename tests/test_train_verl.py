@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -314,3 +317,16 @@ def test_exported_mixture_loads_in_verls_dataset_and_scores(tokenizer, tmp_path)
     manager = NaiveRewardManager(tokenizer, num_examine=0, compute_score=get_custom_reward_fn(config))
     rewards = manager(data, return_dict=True)["reward_tensor"].sum(dim=-1).tolist()
     assert rewards == [0.0 if i % 3 == 0 else 1.0 for i in range(6)]
+
+
+def test_a_failed_first_preparation_leaves_no_run_folder(tmp_path):
+    """README users hit this: the paper preset with data that is not there. The error names the
+    missing data, and no half-made run folder (a lone config.yaml) is left behind."""
+    empty = tmp_path / "shared"
+    (empty / "paper").mkdir(parents=True)
+    out = tmp_path / "runs" / "paper"
+    proc = subprocess.run([sys.executable, "-m", "mdrl", "train", "-p", "paper", "--mix", "math:1,countdown:1",
+                           "-o", str(out)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "MDRL_SHARED_DATA": str(empty)})
+    assert proc.returncode == 2 and "no study file" in proc.stderr, proc.stderr[-2000:]
+    assert not out.exists()

@@ -16,6 +16,7 @@ import importlib.util
 import json
 import logging
 import shlex
+import shutil
 import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -172,15 +173,21 @@ def prepare_verl(config: TrainConfig) -> VerlLaunch:
     """Write data, reward config and launch.sh for `config` into its run directory."""
     if config.engine != "verl":
         raise ValueError(f"prepare_verl got engine={config.engine!r}")
+    fresh = not Path(config.output_dir).exists()
     run = prepare_run_dir(
         config, has_progress=any(RunDir(config.output_dir).checkpoints.glob("global_step_*"))
     )
-    model_path = config.model.path
-    if model_path == "tiny":
-        from mdrl.train.trl_engine import resolve_model_path
+    try:
+        model_path = config.model.path
+        if model_path == "tiny":
+            from mdrl.train.trl_engine import resolve_model_path
 
-        model_path = resolve_model_path(config, run)
-    train_file, val_file = export_data(config, run)
+            model_path = resolve_model_path(config, run)
+        train_file, val_file = export_data(config, run)
+    except BaseException:
+        if fresh:  # a failed first preparation leaves no half-made run folder behind
+            shutil.rmtree(run.root, ignore_errors=True)
+        raise
     # Every domain, not only the trained ones: the validation files may hold others (cross-domain eval).
     domains = sorted(all_domains())
     configs = reward_configs(domains, config.reward.mode, config.reward.format_weight, config.reward.domains)
