@@ -194,8 +194,8 @@ class Remote:
                 return self.outcome(descriptor, handles=True)
             except ProgramError:
                 return None
-        if kind == "module" and len(descriptor) == 2:
-            return _trusted_module(descriptor[1])
+        if kind == "module" and len(descriptor) == 2 and descriptor[1] == name:
+            return _trusted_module(name)  # `import heapq`: the tests' own heapq (never one the program names)
         if kind in ("function", "class"):
             # Always the program's, imported or not: a program that names a trusted object as its
             # function (`__module__ = "unittest.mock"`) must not have the tests run that object.
@@ -267,7 +267,7 @@ def _describe(exc: BaseException) -> str:
 class _CaseHooks:
     """The functions the rewritten asserts call; each case's verdict goes to the fork server."""
 
-    def __init__(self, link: _Link, skip: int = 0) -> None:
+    def __init__(self, link: _Link) -> None:
         self.count = 0
 
         def enter():
@@ -275,7 +275,7 @@ class _CaseHooks:
             self.count = i + 1
             if i >= MAX_CASES:
                 raise _Abort(f"more than {MAX_CASES} test cases")
-            return i >= skip
+            return True
 
         def check(value):
             try:
@@ -375,8 +375,7 @@ def _run_pytest(code, module_name: str, remote: Remote, hooks: _CaseHooks, looku
     except BaseException as exc:  # noqa: BLE001
         return f"test file raised {_describe(exc)}"
     for _label, func, kwargs in cases:
-        if not hooks.enter():
-            continue
+        hooks.enter()
         if type(func) is str:  # a fixture we do not provide
             hooks.fail(LookupError(func))
             continue
