@@ -54,6 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sandbox_uids import processes_of
 
 import mdrl
 from mdrl.domains.code import score_many
@@ -1241,19 +1242,7 @@ class Runs:
 
 
 def _sandbox_processes() -> list[str]:
-    uids = {str(UID_BASE + i) for i in range(CONFIG.pool_size)}
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            status = Path(f"/proc/{entry}/status").read_text()
-        except OSError:
-            continue
-        uid = next((line.split()[1] for line in status.splitlines() if line.startswith("Uid:")), "")
-        if uid in uids:
-            found.append(entry)
-    return found
+    return processes_of({str(UID_BASE + i) for i in range(CONFIG.pool_size)})
 
 
 def _host_shm_segment() -> int:

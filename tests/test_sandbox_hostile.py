@@ -19,6 +19,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from sandbox_uids import processes_of
 
 import mdrl
 from mdrl.sandbox import SandboxConfig, close_default_sandbox, get_sandbox
@@ -66,19 +67,7 @@ def env(tmp_path_factory):
 
 def sandbox_processes() -> list[str]:
     """Host processes running as one of this test's sandbox uids."""
-    uids = {str(UID_BASE + i) for i in range(CONFIG.pool_size)}
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            status = Path(f"/proc/{entry}/status").read_text()
-        except OSError:
-            continue
-        uid = next((line.split()[1] for line in status.splitlines() if line.startswith("Uid:")), "")
-        if uid in uids:
-            found.append(entry)
-    return found
+    return processes_of({str(UID_BASE + i) for i in range(CONFIG.pool_size)})
 
 
 def assert_nothing_escaped(env) -> None:
