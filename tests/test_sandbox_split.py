@@ -362,3 +362,20 @@ def test_humaneval_helpers_from_the_prompt_are_the_tests_own(box):
     assert box.run(honest, with_prompt).all_passed
     # The known gap, stated: rows without their prompt leave the helper to the program.
     assert box.run(stash, humaneval_tests(test, "decode")).all_passed
+
+
+def test_a_crash_in_one_leetcode_case_does_not_sink_the_rest(box):
+    """`check(Solution().f)` holds a handle; after the program child dies in case 2, a fresh one is
+    given the requests that made the tests' objects again, so the handle still works."""
+    program = ("import os\nclass Solution:\n    def __init__(self):\n        self.k = 2\n"
+               "    def f(self, x):\n        if x == 2:\n            os._exit(0)\n        return x * self.k\n")
+    tests = functional_tests("def check(candidate):\n" + "".join(f"    assert candidate({i}) == {2 * i}\n"
+                                                                for i in range(1, 5)) + "\n\ncheck(Solution().f)")
+    result = box.run(program, tests)
+    assert [c.passed for c in result.cases] == [True, False, True, True], result
+    assert result.details["attempts"] == 2
+    tree = ("import os\nclass Node:\n    def __init__(self, v):\n        self.v, self.left = v, None\n"
+            "def depth(n):\n    if n.v == 99:\n        os._exit(1)\n    return 0 if n is None else 1 + (depth(n.left) if n.left else 0)\n")
+    built = AssertTests("root = Node(1)\nroot.left = Node(2)\nassert depth(Node(99)) == 1\nassert depth(root) == 2\n"
+                        "assert root.left.v == 2\n")
+    assert [c.passed for c in box.run(tree, built).cases] == [False, True, True]

@@ -477,6 +477,20 @@ def _probe_child(server: Server) -> dict:
 MAX_REPLY_BYTES = 64 << 20
 
 
+def _head(kind: str, fields: int) -> bytes:
+    """How a plain-data tuple (kind, ...) with `fields` items starts: requests and replies are told
+    apart by their first bytes, without decoding them."""
+    return (_plain.TUPLE + _proto.FRAME_LEN.pack(fields) + _plain.STR + _proto.FRAME_LEN.pack(len(kind))
+            + kind.encode())
+
+
+#: Requests that make or change program objects the tests hold (and the reply of a call that made
+#: one): replayed, in order, into a program child that replaces a crashed one, so that the tests'
+#: handles (`check(Solution().f)`) still name the same objects.
+_REPLAYED_REQUESTS = (_head("names", 2), _head("getattr", 3), _head("setattr", 4))
+_OBJECT_REPLY = _head("object", 2)
+
+
 class _Relay:
     """One functional job: the trusted test child (T), the program child (P) and the messages
     between them. T's frames are trusted; P's are length-checked and forwarded as they are, and
@@ -497,6 +511,7 @@ class _Relay:
         self.tester: int | None = None
         self.child: dict | None = None  # the running program child
         self.pending: bytes | None = None  # a request waiting for the program to be ready
+        self.replay: list[bytes] = []  # requests a restarted program child is given again first
         self.poller = select.poll()
         self.handlers: dict[int, object] = {}
 
@@ -652,12 +667,23 @@ class _Relay:
     # --- the program's side ---------------------------------------------------------------------
 
     def _send_pending(self) -> None:
-        child = self.child
         payload, self.pending = self.pending, None
+        self._send(payload, replaying=False)
+
+    def _send(self, payload: bytes, replaying: bool) -> None:
+        child = self.child
         child["outbuf"] += _proto.FRAME_LEN.pack(len(payload)) + payload
-        child["busy"] = True
+        child["busy"], child["replaying"], child["request"] = True, replaying, payload
         self._clock(child)
         self._flush()
+
+    def _go_on(self) -> None:
+        """A ready program child: first what a crashed predecessor was given, then the waiting request."""
+        child = self.child
+        if child["to_replay"]:
+            self._send(child["to_replay"].pop(0), replaying=True)
+        elif self.pending is not None:
+            self._send_pending()
 
     def _flush(self, _events=0) -> None:
         child = self.child
@@ -720,13 +746,18 @@ class _Relay:
             child["ready"] = True
             if self.program is None:
                 self.program = ""
-            if self.pending is not None:
-                self._send_pending()
+            child["to_replay"] = list(self.replay)
+            self._go_on()
             return True
         if not child["busy"]:
             self._program_failed("wrote to the harness out of turn")
             return False
         child["busy"] = False
+        if child["replaying"]:
+            self._go_on()
+            return True
+        if child["request"].startswith(_REPLAYED_REQUESTS) or payload.startswith(_OBJECT_REPLY):
+            self.replay.append(child["request"])
         self._reply(("rep", payload))
         return True
 
