@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sandbox_uids import processes_of
+from hostile_env import loopback_listener, processes_of
 
 import mdrl
 from mdrl.domains.code import score_many
@@ -1264,10 +1264,7 @@ def env(tmp_path_factory):
     host_dir = tmp_path_factory.mktemp("code-hacks")
     secret_file = host_dir / "secret.txt"
     secret_file.write_text(SECRET)
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    listener.setblocking(False)
+    listener = loopback_listener(64)
     unix_dir = tempfile.mkdtemp(prefix="mdrl-hacks-")
     unix_path = os.path.join(unix_dir, "s")
     unix_listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

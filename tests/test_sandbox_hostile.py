@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
-from sandbox_uids import processes_of
+from hostile_env import loopback_listener, processes_of
 
 import mdrl
 from mdrl.sandbox import SandboxConfig, close_default_sandbox, get_sandbox
@@ -52,10 +51,7 @@ def env(tmp_path_factory):
     host_dir = tmp_path_factory.mktemp("hostile")
     secret = host_dir / "secret.txt"
     secret.write_text(SECRET)
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    listener.setblocking(False)
+    listener = loopback_listener(16)
     box = get_sandbox(CONFIG)
     marker_dirs = ["/tmp", "/var/tmp", "/dev/shm", str(host_dir), str(Path.home()), os.getcwd(),
                    str(Path(__file__).resolve().parents[1])]

@@ -518,20 +518,15 @@ class _Relay:
     # --- the two children ------------------------------------------------------------------------
 
     def start_tester(self, tests_fd: int) -> None:
-        to_r, to_w = os.pipe()
-        from_r, from_w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                os.close(to_w)
-                os.close(from_r)
-                _enter_tester(self.server, (tests_fd, to_r, from_w))
-                _tester.run(3, 4, 5, {"address_space_mb": self.server.cfg["address_space_mb"],
-                                      "cpu_s": float(self.job["run_timeout"]) + 2}, self.prelude)
-            finally:
-                os._exit(70)
-        for fd in (tests_fd, to_r, from_w):
-            os.close(fd)
+        limits = {"address_space_mb": self.server.cfg["address_space_mb"],
+                  "cpu_s": float(self.job["run_timeout"]) + 2}
+
+        def run_tests(to_r: int, from_w: int) -> None:
+            _enter_tester(self.server, (tests_fd, to_r, from_w))
+            _tester.run(3, 4, 5, limits, self.prelude)
+
+        pid, from_r, to_w = _fork_with_pipes(run_tests)
+        os.close(tests_fd)
         self.tester, self.to_tester, self.from_tester = pid, to_w, from_r
         self.tester_fd = os.pidfd_open(pid)
         self._watch(from_r, self._on_tester)
@@ -539,20 +534,13 @@ class _Relay:
 
     def start_program(self) -> None:
         self.starts += 1
-        req_r, req_w = os.pipe()
-        rep_r, rep_w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                os.close(req_w)
-                os.close(rep_r)
-                _harness.enter_sandbox(self.server.cfg, self.server.uid, self.server.installer,
-                                       self.server.devnull, (req_r, rep_w))
-                _harness.serve_program(self.job, self.prelude)
-            finally:
-                os._exit(70)
-        os.close(req_r)
-        os.close(rep_w)
+
+        def run_program(req_r: int, rep_w: int) -> None:
+            _harness.enter_sandbox(self.server.cfg, self.server.uid, self.server.installer,
+                                   self.server.devnull, (req_r, rep_w))
+            _harness.serve_program(self.job, self.prelude)
+
+        pid, rep_r, req_w = _fork_with_pipes(run_program)
         os.set_blocking(rep_r, False)
         os.set_blocking(req_w, False)
         child = {"pid": pid, "req": req_w, "rep": rep_r, "pidfd": os.pidfd_open(pid), "ready": False,
@@ -800,6 +788,24 @@ class _Relay:
     def close(self) -> None:
         self._kill_program()
         self._stop_tester()
+
+
+def _fork_with_pipes(run) -> tuple[int, int, int]:
+    """Fork a child that gets (its read end, its write end) of two fresh pipes and runs `run` on
+    them, then exits; returns (pid, our read end, our write end)."""
+    down_r, down_w = os.pipe()
+    up_r, up_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(down_w)
+            os.close(up_r)
+            run(down_r, up_w)
+        finally:
+            os._exit(70)
+    os.close(down_r)
+    os.close(up_w)
+    return pid, up_r, down_w
 
 
 def _enter_tester(server: Server, fds: tuple[int, ...]) -> None:

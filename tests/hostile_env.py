@@ -1,8 +1,9 @@
-"""Shared by the hostile-program suites: host processes that run as one of a sandbox's uids."""
+"""Shared by the hostile-program suites: what they watch on the host while programs run."""
 
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 
@@ -20,3 +21,12 @@ def processes_of(uids: set[str]) -> list[str]:
         if uid in uids:
             found.append(entry)
     return found
+
+
+def loopback_listener(backlog: int) -> socket.socket:
+    """A non-blocking TCP listener on host loopback: a connection reaching it means a program got out."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(backlog)
+    listener.setblocking(False)
+    return listener
