@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from mdrl.domains.base import GROUPS, DataError, Problem
-from mdrl.domains.registry import all_domains
+from mdrl.domains.base import DataError, Problem
+from mdrl.domains.registry import all_domains, groups, is_domain
 from mdrl.data.curriculum import CURRICULA, order_by_curriculum
 from mdrl.data.export import GroundTruthFormat, to_hf_dataset, write_verl_parquet
 from mdrl.data.mixture import (
@@ -305,7 +305,7 @@ def _drawn_domains(mix: str, domains: Mapping[str, Any]) -> set[str]:
     drawn: set[str] = set()
     for key, weight in pairs:
         if weight > 0:
-            drawn |= {key} if key in domains and key not in GROUPS else \
+            drawn |= {key} if key in domains and key not in groups() else \
                 {name for name, d in domains.items() if d.group == key} | ({key} if key in domains else set())
     return drawn - {key for key, weight in pairs if weight == 0 and key in domains}
 
@@ -313,6 +313,8 @@ def _drawn_domains(mix: str, domains: Mapping[str, Any]) -> set[str]:
 def build_dataset(config: BuildConfig) -> BuildResult:
     """Build the ordered problems of `config` (see the module doc for where items come from)."""
     sources = _resolve_sources(config)
+    for key, _ in parse_mix(config.mix) if config.mix else ():
+        is_domain(key)  # makes the family members (rg:<task>) the mix names
     domains = all_domains()
     pools: dict[str, list[Problem]] = {}
     generators: dict[str, SourceSpec] = {}
@@ -337,7 +339,7 @@ def build_dataset(config: BuildConfig) -> BuildResult:
     usable = set(pools) | set(generators)
     # With no sources every generator is fair game; with sources, only domains the mix names themselves
     # (a group key never pulls in generators: "math" the group is not "math" the domain here).
-    usable |= can_generate if not sources else can_generate & (set(mix_keys) - set(GROUPS))
+    usable |= can_generate if not sources else can_generate & (set(mix_keys) - set(groups()))
 
     mix_members: dict[str, list[str]] = {}
     if config.mix:

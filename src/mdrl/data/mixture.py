@@ -11,8 +11,8 @@ import difflib
 import math
 from typing import Hashable, Iterable, Mapping, Sequence, TypeVar
 
-from mdrl.domains.base import GROUPS, Domain
-from mdrl.domains.registry import all_domains
+from mdrl.domains.base import Domain
+from mdrl.domains.registry import all_domains, groups, is_domain
 
 K = TypeVar("K", bound=Hashable)
 
@@ -26,8 +26,8 @@ def parse_mix(mix: str | Mapping[str, float] | Sequence[tuple[str, float]]) -> t
             if not part:
                 continue
             key, sep, weight = part.rpartition(":")
-            if not sep:
-                key, weight = part, "1"
+            if not sep or (":" not in key and not _looks_numeric(weight)):
+                key, weight = part, "1"  # a family member such as rg:sudoku, without a weight
             try:
                 pairs.append((key.strip(), float(weight)))
             except ValueError:
@@ -50,6 +50,10 @@ def parse_mix(mix: str | Mapping[str, float] | Sequence[tuple[str, float]]) -> t
     return tuple(pairs)
 
 
+def _looks_numeric(text: str) -> bool:
+    return text.strip().lstrip("+-").replace(".", "", 1).replace("e", "", 1).isdigit()
+
+
 def format_mix(pairs: Iterable[tuple[str, float]]) -> str:
     return ",".join(f"{key}:{weight:g}" for key, weight in pairs)
 
@@ -60,13 +64,17 @@ def expand_mix(
     domains: Mapping[str, Domain] | None = None,
 ) -> list[tuple[str, float, list[str]]]:
     """(key, weight, member domains) for each mixture key; see `resolve_mix` for the rules."""
-    domains = dict(all_domains() if domains is None else domains)
-    usable = set(usable)
     pairs = parse_mix(mix)
+    if domains is None:
+        [is_domain(key) for key, _ in pairs]  # makes family members (rg:<task>) the mix names
+        domains = all_domains()
+    domains = dict(domains)
+    known_groups = set(groups()) | {domain.group for domain in domains.values()}
+    usable = set(usable)
     named = {key for key, _ in pairs if key in domains}
     expanded = []
     for key, weight in pairs:
-        if key in GROUPS:
+        if key in known_groups:
             members = [
                 name
                 for name, domain in domains.items()
@@ -83,7 +91,7 @@ def expand_mix(
                 raise ValueError(f"mixture domain {key!r} has neither data from a source nor a generator")
             members = [key]
         else:
-            known = sorted(set(domains) | set(GROUPS))
+            known = sorted(set(domains) | known_groups)
             close = difflib.get_close_matches(key, known, n=3, cutoff=0.5)
             hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
             raise ValueError(f"unknown mixture key {key!r}.{hint} Known: {', '.join(known)}")

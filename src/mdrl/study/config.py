@@ -127,16 +127,15 @@ class MixtureSpec:
     def parse(cls, text: str, name: str | None = None) -> MixtureSpec:
         """'math+code' (equal weights), 'math:2+code:1' or the data layer's 'math:2,code:1'."""
         from mdrl.data.mixture import parse_mix
-        from mdrl.domains.base import GROUPS
-        from mdrl.domains.registry import all_domains
+        from mdrl.domains.registry import all_domains, groups, is_domain
 
         try:
             pairs = parse_mix(str(text).replace("+", ","))
         except ValueError as exc:
             raise StudyConfigError(f"mixture {text!r}: {exc}") from None
-        known = [*GROUPS, *all_domains()]
+        known = [*groups(), *all_domains()]
         for key, _ in pairs:
-            if key not in known:
+            if key not in known and not is_domain(key):
                 close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise StudyConfigError(f"mixture {text!r}: {key!r} is neither a domain group nor a domain{hint}; "
