@@ -13,7 +13,8 @@ from mdrl.cli import app
 from mdrl.domains.base import DataError
 from mdrl.eval.replay import ReplayStore, replay_app
 from mdrl.eval.serving import BackgroundServer
-from mdrl.eval.suites import MBPP_TEST_IDS, EvalItem, load_suite, user_message
+from mdrl.domains.code import MBPP_TEST_IDS
+from mdrl.eval.suites import EvalItem, load_suite, user_message
 from mdrl.eval.types import GenRequest
 from mdrl.templates import Template
 

@@ -329,7 +329,7 @@ def warm_up(code: bool) -> dict[str, str]:
     are paid at start-up, not by the first request. Returns "ok" or what went wrong, per domain."""
     status = {}
     for domain in all_domains().values():
-        if (domain.group == "code") != code or domain.generate is None or not domain.difficulties:
+        if (domain.score_batch is not None) != code or domain.generate is None or not domain.difficulties:
             continue
         try:
             problem = domain.generate(0, 0, min(domain.difficulties), "en")
@@ -501,7 +501,7 @@ class Scorer:
         for item in items:
             row = (item.data_source, item.solution_str, item.ground_truth, item.extra_info, reward)
             future = loop.create_future()
-            (code_rows if item.domain.group == "code" else self._queue).append((row, future))
+            (code_rows if item.domain.score_batch is not None else self._queue).append((row, future))
             futures.append(future)
         if code_rows:
             self._code.add(client, code_rows)

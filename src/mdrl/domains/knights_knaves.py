@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from typing import Any
 
-from mdrl.domains.base import DataError, Domain, Problem
+from mdrl.domains.base import DataError, Domain, Problem, SuiteDef, by_difficulty
 from mdrl.domains.registry import register_domain
 from mdrl.verify.extract import answer_block
 from mdrl.verify.result import Verdict
@@ -739,6 +739,9 @@ def load_row(row: Mapping[str, Any], where: str) -> Problem:
 
 
 DOMAIN = register_domain(Domain(
+    released=("kk",),
+    suites=(SuiteDef("kk", "Knights and Knaves test, by number of people", "paper/kk/test.parquet",
+                     group=by_difficulty("ppl")),),
     name=DOMAIN_NAME,
     group="puzzle",
     data_sources=(STUDY_SOURCE, "kk", "knights_knaves", "knights-and-knaves", "knights_and_knaves"),

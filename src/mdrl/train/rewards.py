@@ -4,8 +4,8 @@ TRL calls every reward function on the whole rollout batch with the dataset's co
 arguments (`completions, **columns -> list[float | None]`). A domain's function returns None on the
 rows of other domains, so TRL logs `rewards/<domain>/mean` for each domain separately and sums the
 non-None values into the reward. All functions of one run share a `BatchScorer`, which scores the
-batch once (every row, through `mdrl.compute_score` on `workers` threads, or a domain module's own
-`score_many` batch function where it has one: code rows go to the sandbox pool in one round), then:
+batch once (every row, through `mdrl.compute_score` on `workers` threads, or the domain's own
+batch scorer (`Domain.score_batch`) where it has one: code rows go to the sandbox pool in one round), then:
   * logs `rewards/<domain>/acc`, `rewards/<domain>/length` (completion tokens),
     `rewards/<domain>/zero_std_groups` (share of that domain's groups whose rewards are all equal)
     and `data/<domain>/prompts` (prompts of that domain in the batch) through TRL's `log_metric`;
@@ -15,7 +15,6 @@ batch once (every row, through `mdrl.compute_score` on `workers` threads, or a d
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -106,15 +105,13 @@ class BatchScorer:
         )
 
     def _score_batched(self, domain: str, rows: list[tuple[Any, ...]]) -> list[dict[str, Any]] | None:
-        """A domain module's own `score_many` (code: one sandbox-pool round for the batch), if it has one."""
-        score_many = getattr(
-            importlib.import_module(get_domain(domain).verify.__module__), "score_many", None
-        )
-        if not callable(score_many):
+        """The domain's batch scorer (code: one sandbox-pool round for the batch), if it has one."""
+        score_batch = get_domain(domain).score_batch
+        if score_batch is None:
             return None
         try:
             return list(
-                score_many(
+                score_batch(
                     [completion_text(r[0]) for r in rows],
                     [r[2] for r in rows],
                     [_extra_info(r[3]) for r in rows],
@@ -124,7 +121,7 @@ class BatchScorer:
         except DataError:
             raise
         except Exception as exc:  # the batch path failing must not stop training: score row by row
-            log.warning("%s.score_many failed (%r); scoring %d rows one by one", domain, exc, len(rows))
+            log.warning("%s's batch scorer failed (%r); scoring %d rows one by one", domain, exc, len(rows))
             return None
 
     def _score(self, completions: Sequence[Any], columns: Mapping[str, Any]) -> list[RowScore]:
