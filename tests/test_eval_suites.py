@@ -107,8 +107,13 @@ def test_generated_suites_are_deterministic_and_seeded():
     other = load_suite("gen:countdown:3-4:10:8")
     assert [i.problem.question for i in first.items] != [i.problem.question for i in other.items]
     assert len(load_suite("gen:countdown:3", gen_n=4, gen_seed=1)) == 4
+    every_level = load_suite("gen:countdown", gen_n=8)
+    assert {item.problem.difficulty for item in every_level.items} == {3, 4, 5, 6}
+    assert load_suite("gen:countdown:3?n=4&seed=1").name == load_suite("gen:countdown:3:4:1").name
     with pytest.raises(ValueError):
-        load_suite("gen:countdown")
+        load_suite("gen:")
+    with pytest.raises(ValueError):
+        load_suite("gen:countdown:3?bogus=1")
     with pytest.raises(ValueError):
         load_suite("gen:countdown:3=/some/path")
 

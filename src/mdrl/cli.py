@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Optional
 
 import typer
 
@@ -16,9 +17,21 @@ app = typer.Typer(rich_markup_mode=None, add_completion=False, no_args_is_help=T
 
 
 @app.callback()
-def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO level.")) -> None:
+def _main(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO level."),
+    domains: Optional[str] = typer.Option(
+        None, "--domains", metavar="MODULE[,MODULE...]",
+        help="Python modules that register domains of your own (read before any command; also "
+             "$MDRL_DOMAINS, which this sets so child processes and reward workers load them too). "
+             "Installed packages can instead declare an entry point in the group mdrl.domains."),
+) -> None:
     level = logging.INFO if verbose else getattr(logging, os.environ.get("MDRL_LOG_LEVEL", "WARNING"))
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if domains:
+        from mdrl.domains.registry import DOMAINS_ENV
+
+        known = [m for m in os.environ.get(DOMAINS_ENV, "").split(",") if m.strip()]
+        os.environ[DOMAINS_ENV] = ",".join(dict.fromkeys([*known, *(m.strip() for m in domains.split(","))]))
     # transformers' per-load "Loading weights" bars would bury mdrl's own progress bars (and reach the
     # study's worker processes through the environment)
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

@@ -6,7 +6,6 @@ synergy/conflict matrix (about 70 minutes)."""
 
 from __future__ import annotations
 
-import itertools
 import logging
 from pathlib import Path
 from typing import Any
@@ -16,32 +15,9 @@ import typer
 log = logging.getLogger(__name__)
 
 DEMO_PRESET = "study_demo.yaml"
-#: `--full`: base and instruct x every subset of {math, code, puzzle} x 3 seeds = 42 cells + 2 baselines.
-FULL_GRID: dict[str, Any] = {
-    "name": "demo-full",
-    "models": [{"name": "base", "path": "tiny:base", "kind": "base"},
-               {"name": "instruct", "path": "tiny:instruct", "kind": "instruct"}],
-    # every non-empty subset of the three groups; puzzle is Knights & Knaves (see study_demo.yaml)
-    "mixtures": [{"name": "+".join(name for name, _ in combo), "mix": ",".join(mix for _, mix in combo)}
-                 for size in (1, 2, 3) for combo in itertools.combinations(
-                     [("math", "math:1,countdown:0"), ("code", "code:1"), ("puzzle", "knights_knaves:1")], size)],
-    "seeds": [10, 11, 12],
-    # two samples per item: half the sampling noise of the demo's one (the default demo's cells are
-    # re-evaluated, not retrained)
-    "eval": {"sampling": {"n": 2}},
-}
-#: `--fast` (tests): one cell, two-item suites, one GRPO step, eight new tokens, one worker.
-FAST_GRID: dict[str, Any] = {
-    "name": "demo-fast",
-    "models": [{"name": "base", "path": "tiny:base", "kind": "base"}],
-    "mixtures": ["math"],
-    "suites": ["gen:math:1:2:7", "gen:code:1:2:7"],
-    "data": {"n": 4},
-    "train": {"grpo": {"max_steps": 1, "num_generations": 2, "train_batch_size": 2, "micro_batch_size": 2,
-                       "max_completion_length": 8},
-              "run": {"save_steps": 1}},
-    "eval": {"sampling": {"temperature": 0.0, "max_new_tokens": 8}},
-}
+#: Merged over the demo preset by `--full` (the complete grid) and `--fast` (tests).
+FULL_PRESET = "demo_full.yaml"
+FAST_PRESET = "demo_fast.yaml"
 
 
 def demo_config(models_dir: Path, full: bool = False, fast: bool = False) -> dict[str, Any]:
@@ -52,11 +28,14 @@ def demo_config(models_dir: Path, full: bool = False, fast: bool = False) -> dic
     from mdrl.commands.study import preset_folder
     from mdrl.study.config import deep_merge
 
-    mapping = yaml.safe_load((preset_folder() / DEMO_PRESET).read_text(encoding="utf-8"))
+    def read(name: str) -> dict[str, Any]:
+        return yaml.safe_load((preset_folder() / name).read_text(encoding="utf-8"))
+
+    mapping = read(DEMO_PRESET)
     if full:
-        mapping = deep_merge(mapping, FULL_GRID)
+        mapping = deep_merge(mapping, read(FULL_PRESET))
     if fast:
-        mapping = deep_merge(mapping, FAST_GRID)
+        mapping = deep_merge(mapping, read(FAST_PRESET))
     models = []
     for model in mapping["models"]:
         path = str(model["path"])

@@ -32,8 +32,6 @@ from mdrl.templates import Template
 log = logging.getLogger(__name__)
 
 GroundTruthFormat = Literal["auto", "native", "json"]
-#: veRL's `ability` column per domain group (the study used math / logic / coding).
-ABILITY = {"math": "math", "puzzle": "logic", "code": "coding"}
 VERL_COLUMNS = ("data_source", "prompt", "ability", "reward_model", "extra_info")
 
 
@@ -162,7 +160,7 @@ def verl_records(
             {
                 "data_source": problem.data_source,
                 "prompt": prompt_messages(problem, template, lang),
-                "ability": ABILITY.get(get_domain(problem.domain).group, "reasoning"),
+                "ability": get_domain(problem.domain).ability or get_domain(problem.domain).group,
                 "reward_model": {"ground_truth": ground_truth, "style": "rule"},
                 "extra_info": extra,
             }

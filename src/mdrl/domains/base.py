@@ -139,6 +139,8 @@ class Domain:
     #: sandbox): training scores its rows as one batch, the server queues them fairly, evaluation
     #: scores them in threads.
     score_batch: BatchScorer | None = None
+    #: veRL's `ability` column for its rows (the study wrote math / logic / coding); default: the group.
+    ability: str = ""
 
     def __post_init__(self) -> None:
         for what, value in (("name", self.name), ("group", self.group)):

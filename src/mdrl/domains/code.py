@@ -537,7 +537,7 @@ SUITES = (
 )
 
 DOMAIN = register_domain(Domain(
-    released=("code-r1-12k",), readers=READERS, suites=SUITES,
+    released=("code-r1-12k",), readers=READERS, suites=SUITES, ability="coding",
     name=NAME, group="code", data_sources=DATA_SOURCES, verify=verify, instructions=INSTRUCTIONS,
     default_reward=RewardConfig(mode="binary"), difficulties=DIFFICULTIES, generate=generate,
     load_row=load_row, score_batch=score_many,

@@ -739,7 +739,7 @@ def load_row(row: Mapping[str, Any], where: str) -> Problem:
 
 
 DOMAIN = register_domain(Domain(
-    released=("kk",),
+    released=("kk",), ability="logic",
     suites=(SuiteDef("kk", "Knights and Knaves test, by number of people", "paper/kk/test.parquet",
                      group=by_difficulty("ppl")),),
     name=DOMAIN_NAME,

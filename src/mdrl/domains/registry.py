@@ -162,19 +162,28 @@ def all_suites() -> dict[str, tuple[Domain, SuiteDef]]:
     return {suite.name: (domain, suite) for domain in all_domains().values() for suite in domain.suites}
 
 
+_plugins_read_for: list[str | None] = []
+
+
 def _ensure_loaded() -> None:
     # Importing the package registers the built-in domains; this keeps `registry` importable on its own.
     import mdrl.domains  # noqa: F401
 
-    _load_plugins()
+    # on the scoring path: the entry points are read once, $MDRL_DOMAINS again only when it changes
+    env = os.environ.get(DOMAINS_ENV)
+    if _plugins_read_for and _plugins_read_for[-1] == env:
+        return
+    _plugins_read_for.append(env)
+    _load_plugins(first=len(_plugins_read_for) == 1)
 
 
-def _load_plugins() -> None:
-    """Entry points of the group `mdrl.domains`, then the modules in $MDRL_DOMAINS, each once."""
+def _load_plugins(first: bool) -> None:
+    """Entry points of the group `mdrl.domains` (the first time), then the modules in $MDRL_DOMAINS,
+    each once."""
     from importlib.metadata import entry_points
 
     wanted: list[tuple[str, Callable[[], object]]] = []
-    for point in entry_points(group=ENTRY_POINT_GROUP):
+    for point in entry_points(group=ENTRY_POINT_GROUP) if first else ():
         wanted.append((f"entry point {point.name} = {point.value}", point.load))
     for module in filter(None, (part.strip() for part in os.environ.get(DOMAINS_ENV, "").split(","))):
         wanted.append((f"{DOMAINS_ENV} module {module}", lambda module=module: importlib.import_module(module)))

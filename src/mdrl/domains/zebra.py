@@ -649,7 +649,7 @@ def _grid_size(problem: Problem) -> str | None:
 
 
 DOMAIN = register_domain(Domain(
-    released=("zebra",),
+    released=("zebra",), ability="logic",
     suites=(SuiteDef("zebra", "ZebraLogic (Logic Puzzle Baron grids), by grid size houses x attributes",
                      "paper/zebra/test.parquet", group=_grid_size),),
     name=NAME,

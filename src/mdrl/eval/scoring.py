@@ -33,7 +33,8 @@ def score_response(problem: Problem, response: str, reward: RewardConfig | None 
     format_error = answer is None
     acc = bool(result["acc"])
     flexible = acc
-    if not acc and domain_for_source(problem.data_source).group != "code":
+    # a costly domain (one with a batch scorer: code runs in the sandbox) is not scored a second time
+    if not acc and domain_for_source(problem.data_source).score_batch is None:
         lifted = boxed_as_answer(response)
         if lifted is not None:
             flexible = bool(

@@ -20,16 +20,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-#: Built-in suites -> the domain they test (generated suites carry it: gen:DOMAIN:...).
-SUITE_DOMAINS = {
-    "math500": "math", "aime24": "math", "aime": "math", "gsm8k": "math",
-    "countdown": "countdown",
-    "humaneval": "code", "mbpp": "code", "leetcode": "code", "taco": "code",
-    "kk": "knights_knaves", "knights_knaves": "knights_knaves",
-    "zebra": "zebra",
-}
-
-
 def mean_se(values: Sequence[float]) -> tuple[float | None, float | None]:
     """Mean and standard error of the mean (sample sd, ddof=1); se is None below two values."""
     values = [float(v) for v in values]
@@ -44,14 +34,21 @@ def mean_se(values: Sequence[float]) -> tuple[float | None, float | None]:
 
 
 def suite_domain(suite: str, overrides: Mapping[str, str] | None = None) -> str | None:
-    """The domain a suite spec tests: an override, a built-in name, or gen:DOMAIN:...; else None."""
-    name = suite.split("=", 1)[0].strip()
+    """The domain a suite spec tests: an override, the domain that declares the named suite, or the
+    domain of a generated spec (gen:DOMAIN:...); else None."""
+    from mdrl.data.sources import is_generated, parse_generated
+    from mdrl.domains.registry import find_suite
+
+    name = suite.strip() if is_generated(suite) else suite.split("=", 1)[0].strip()
     if overrides and (suite in overrides or name in overrides):
         return overrides.get(suite) or overrides[name]
-    if name.startswith("gen:"):
-        parts = name.split(":")
-        return parts[1] if len(parts) > 1 and parts[1] else None
-    return SUITE_DOMAINS.get(name.lower())
+    if is_generated(name):
+        try:
+            return parse_generated(name).domain
+        except ValueError:
+            return None
+    found = find_suite(name) or find_suite(name.lower())
+    return found[0].name if found else None
 
 
 def key_suites(key: str, suites: Sequence[str], overrides: Mapping[str, str] | None = None) -> list[str]:
