@@ -6,7 +6,7 @@ import pytest
 
 import mdrl
 from mdrl.domains import all_domains, domain_for_source, get_domain
-from mdrl.domains.base import Domain, Problem
+from mdrl.domains.base import Domain, Problem, SuiteDef
 from mdrl.domains.registry import register_domain
 from mdrl.templates import Template
 from mdrl.verify import extract
@@ -147,9 +147,16 @@ def test_registry_rejects_duplicates_and_suggests_near_matches():
 def test_domain_contract_is_checked():
     with pytest.raises(TypeError, match="instructions missing"):
         Domain(name="x", group="math", data_sources=(), verify=lambda *a: Verdict.ok(), instructions={"en": ""})
-    with pytest.raises(TypeError, match="group"):
-        Domain(name="x", group="poetry", data_sources=(), verify=lambda *a: Verdict.ok(),
-               instructions={"en": "", "zh": ""})
+    # groups are open: a new one is just a name, but it must be a name
+    assert Domain(name="x", group="poetry", data_sources=(), verify=lambda *a: Verdict.ok(),
+                  instructions={"en": "", "zh": ""}).group == "poetry"
+    for bad in ("", "two words", None, "math/"):
+        with pytest.raises(TypeError, match="group"):
+            Domain(name="x", group=bad, data_sources=(), verify=lambda *a: Verdict.ok(),
+                   instructions={"en": "", "zh": ""})
+    with pytest.raises(TypeError, match="reader"):
+        Domain(name="x", group="g", data_sources=(), verify=lambda *a: Verdict.ok(),
+               instructions={"en": "", "zh": ""}, suites=(SuiteDef("s", "", None, reader="nope"),))
 
 
 STUDY_SOURCES = ["countdown", "kk_logic", "zebra", "code", "deepscaler", "math500", "AIME",

@@ -12,7 +12,7 @@ import math
 from typing import Hashable, Iterable, Mapping, Sequence, TypeVar
 
 from mdrl.domains.base import Domain
-from mdrl.domains.registry import all_domains, groups, is_domain
+from mdrl.domains.registry import all_domains, families, groups, is_domain
 
 K = TypeVar("K", bound=Hashable)
 
@@ -26,7 +26,7 @@ def parse_mix(mix: str | Mapping[str, float] | Sequence[tuple[str, float]]) -> t
             if not part:
                 continue
             key, sep, weight = part.rpartition(":")
-            if not sep or (":" not in key and not _looks_numeric(weight)):
+            if not sep or (key.strip() in families() and not _looks_numeric(weight)):
                 key, weight = part, "1"  # a family member such as rg:sudoku, without a weight
             try:
                 pairs.append((key.strip(), float(weight)))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import os
 import shlex
 import shutil
 import subprocess
@@ -22,7 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from mdrl.domains.registry import all_domains
+from mdrl.domains.registry import DOMAINS_ENV, all_domains
 from mdrl.train.config import TrainConfig
 from mdrl.train.plan import build_config_for
 from mdrl.train.rewards import reward_configs
@@ -135,6 +136,17 @@ def hydra_overrides(
     return overrides
 
 
+def _plugin_lines() -> list[str]:
+    """The domain modules of $MDRL_DOMAINS, exported for the reward workers on this node. Domains that
+    a package declares by entry point are found wherever that package is installed (every node)."""
+    modules = os.environ.get(DOMAINS_ENV)
+    if not modules:
+        return []
+    return ["# Domains of your own (mdrl --domains); on other nodes install them as a package with an",
+            "# entry point in the group mdrl.domains.",
+            f"export {DOMAINS_ENV}={shlex.quote(modules)}"]
+
+
 def _write_script(path: Path, config: TrainConfig, overrides: list[str]) -> None:
     lines = [
         "#!/usr/bin/env bash",
@@ -144,6 +156,7 @@ def _write_script(path: Path, config: TrainConfig, overrides: list[str]) -> None
         "# Multi-node (trainer.nnodes > 1): start a Ray cluster first (`ray start --head` on node 0,",
         "# `ray start --address=<head>:6379` on the others) and run this script on the head node.",
         "set -euo pipefail",
+        *_plugin_lines(),
         "python3 -m verl.trainer.main_ppo \\",
         *[f"    {shlex.quote(item)} \\" for item in overrides],
         '    "$@"',
