@@ -167,3 +167,34 @@ def test_a_broken_plugin_is_named_in_the_unknown_domain_error(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "MDRL_DOMAINS": "broken_domain"}
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert "broken_domain" in result.stdout and "missing dependency" in result.stdout
+
+
+def test_no_module_outside_the_domains_lists_domains_by_name():
+    """No hand table: a literal (dict, list, tuple, set) outside `mdrl/domains/` that names two or more
+    domains, suites, data sources or released folders would go stale when a domain is added."""
+    import ast
+
+    import mdrl
+    from mdrl.domains import all_domains
+
+    names = set()
+    for domain in all_domains().values():
+        names |= {domain.name, *domain.data_sources, *domain.released, *(s.name for s in domain.suites),
+                  *(r.name for r in domain.readers)}
+    names -= {"math", "code"}  # also ordinary words (a math module, a status "code"): too noisy to count alone
+    package = Path(mdrl.__file__).parent
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        if path.relative_to(package).parts[0] in ("domains", "sandbox"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Dict):
+                elements = node.keys
+            elif isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+                elements = node.elts
+            else:
+                continue
+            named = {e.value for e in elements if isinstance(e, ast.Constant) and e.value in names}
+            if len(named) >= 2:
+                found.append(f"{path.relative_to(package)}:{node.lineno} {sorted(named)}")
+    assert not found, found

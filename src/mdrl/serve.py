@@ -17,8 +17,8 @@ ground truth) fails the request with a 4xx naming the item's index, rather than 
 training batch. Bodies that are not JSON get 400, oversized bodies and batches 413, wrong shapes 422.
 
 Scoring is CPU-bound and runs in a process pool (``workers`` processes), never on the event loop;
-rows of all requests share one queue, cut into tasks spread over the pool (see `Scorer`). Rows of the
-code group go to ``code_workers`` threads instead, each driving one fork server of the sandbox (which
+rows of all requests share one queue, cut into tasks spread over the pool (see `Scorer`). Rows of a
+domain with a batch scorer (`Domain.score_batch`: code, which runs in the sandbox) go to ``code_workers`` threads instead, each driving one fork server of the sandbox (which
 runs the programs in its own processes): one sandbox per pool process would multiply fork servers past
 the cores. Every row goes through ``mdrl.compute_score``, so verdicts are those of the Python API and
 of ``mdrl score``; a partial ``reward`` spec fills the rest from RewardConfig's defaults, as there.
