@@ -16,6 +16,7 @@ from mdrl.domains.registry import (
     register_family,
 )
 from mdrl.domains import code, countdown, knights_knaves, math, zebra  # noqa: F401,E402  (registration)
+from mdrl.domains import reasoning_gym  # noqa: F401,E402  (the rg:<task> family, made on first use)
 
 __all__ = [
     "DataError",

@@ -1,0 +1,136 @@
+"""reasoning-gym's tasks as domains (`rg:<task>`): their references score 1 through mdrl.compute_score,
+what a shortcut-seeking policy writes scores 0, and they work wherever a domain does (sources, suites,
+mixtures, a study cell)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("reasoning_gym")
+
+import mdrl  # noqa: E402
+from mdrl.data import generate  # noqa: E402
+from mdrl.domains import DataError, get_domain  # noqa: E402
+from mdrl.domains.reasoning_gym import MAX_ANSWER_CHARS, TESTED_TASKS  # noqa: E402
+
+
+@pytest.fixture(scope="module", params=TESTED_TASKS)
+def items(request):
+    task = f"rg:{request.param}"
+    return task, generate(task, 100, seed=3)
+
+
+def _score(problem, response, reward=None):
+    return mdrl.compute_score(problem.data_source, response, problem.ground_truth, problem.extra_info, reward=reward)
+
+
+def test_at_least_ten_tasks_are_checked():
+    assert len(TESTED_TASKS) >= 10
+
+
+def test_references_score_one_and_a_wrong_answer_does_not(items):
+    task, problems = items
+    assert len(problems) == 100 and {p.domain for p in problems} == {task}
+    assert len({p.question for p in problems}) >= 50, "too few distinct questions"
+    scores = [_score(p, p.reference) for p in problems]
+    assert all(s["score"] == 1.0 and s["acc"] for s in scores), [s for s in scores if not s["acc"]][:3]
+    wrong = [_score(p, "<answer>certainly not this</answer>") for p in problems[:20]]
+    assert all(s["score"] == 0.0 and not s["acc"] for s in wrong)
+
+
+def test_shortcuts_score_zero(items):
+    _, problems = items
+    problem = problems[0]
+    answer = problem.reference.removeprefix("<answer>").removesuffix("</answer>")
+    other = next(p for p in problems if p.reference != problem.reference)
+    other_answer = other.reference.removeprefix("<answer>").removesuffix("</answer>")
+    attempts = {
+        "no tag": answer,
+        "empty": "<answer></answer>",
+        "unclosed": f"<answer>{answer}",
+        # (another item's answer may be right here too: a colouring or a formula of many right ones)
+        "right then wrong (the last answer counts)": f"<answer>{answer}</answer> <answer>not this</answer>",
+        "every candidate at once": f"<answer>{answer} {other_answer} {answer}, {other_answer}</answer>",
+        "huge": f"<answer>{answer}{' ' * max(MAX_ANSWER_CHARS, 4 * len(answer))}x</answer>",
+        "code": "<answer>__import__('os').system('true')</answer>",
+        "not text": None,
+    }
+    for name, response in attempts.items():
+        result = _score(problem, response, reward="binary")
+        assert result["score"] == 0.0 and not result["acc"], (name, result)
+
+
+def test_malformed_ground_truth_is_a_data_error():
+    with pytest.raises(DataError):
+        mdrl.compute_score("rg:gcd", "<answer>1</answer>", "not json")
+    with pytest.raises(DataError):
+        mdrl.compute_score("rg:gcd", "<answer>1</answer>", json.dumps({"task": "gcd"}))
+
+
+def test_unknown_task_suggests_and_chinese_is_refused():
+    with pytest.raises(KeyError, match="rg:gcd"):
+        get_domain("rg:gcdd")
+    with pytest.raises(DataError, match="English only"):
+        generate("rg:gcd", 2, lang="zh")
+
+
+def test_levels_follow_the_task_curriculum():
+    domain = get_domain("rg:basic_arithmetic")
+    assert domain.group == "reasoning_gym" and len(domain.difficulties) > 1
+    easy, hard = (generate("rg:basic_arithmetic", 30, seed=0, difficulties=[level])
+                  for level in (domain.difficulties[0], domain.difficulties[-1]))
+    assert sum(len(p.question) for p in hard) > sum(len(p.question) for p in easy)
+    assert [p.question for p in generate("rg:gcd", 5, seed=4)] == [p.question for p in generate("rg:gcd", 5, seed=4)]
+
+
+def test_works_as_a_source_a_suite_and_in_a_mixture(tmp_path):
+    from mdrl.data import BuildConfig, build_dataset, parse_mix
+    from mdrl.data.sources import SourceSpec
+    from mdrl.eval.suites import load_suite
+
+    spec = SourceSpec.parse("gen:rg:gcd:1-2?n=10&seed=2")
+    assert (spec.domain, spec.difficulties, spec.n) == ("rg:gcd", (1, 2), 10)
+    suite = load_suite("gen:rg:gcd:1:12:7")
+    assert len(suite) == 12 and suite.name == "gen:rg:gcd:1:12:7"
+    assert parse_mix("knights_knaves:1,rg:gcd") == (("knights_knaves", 1.0), ("rg:gcd", 1.0))
+    assert parse_mix("rg:gcd:2") == (("rg:gcd", 2.0),)
+    built = build_dataset(BuildConfig(mix="knights_knaves:1,rg:gcd:1", n=20))
+    assert sorted({p.domain for p in built.problems}) == ["knights_knaves", "rg:gcd"]
+
+
+def test_a_tiny_world_study_cell_trains_on_a_mixture_with_a_reasoning_gym_task(tmp_path):
+    shipped = Path(mdrl.__file__).parent / "tiny" / "shipped" / "instruct"
+    config = tmp_path / "study.yaml"
+    config.write_text(textwrap.dedent(f"""
+        name: rg-cell
+        models: [{{name: instruct, path: "{shipped}", kind: instruct}}]
+        mixtures: [{{name: kk+rg, mix: "knights_knaves:1,rg:basic_arithmetic:1"}}]
+        seeds: [1]
+        suites: ["gen:rg:basic_arithmetic:1:8:7", "gen:knights_knaves:2:8:7"]
+        data: {{n: 8, difficulty: {{knights_knaves: "2", "rg:basic_arithmetic": "1"}}}}
+        train:
+          extends: tiny
+          grpo: {{max_steps: 1, num_generations: 2, train_batch_size: 4, micro_batch_size: 4,
+                  max_completion_length: 16, max_prompt_length: 512}}
+          run: {{save_steps: 1, tensorboard: false}}
+        eval:
+          backend: hf
+          backend_options: {{batch_size: 16, device: cpu}}
+          sampling: {{temperature: 0.0, max_new_tokens: 16}}
+          score_workers: 1
+    """))
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "mdrl", "study", "-c", str(config), "-o", str(out), "--no-progress"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "ran 2, skipped 0, failed 0 of 2 cells" in result.stdout
+    consumed = [json.loads(line) for path in out.rglob("consumed*.jsonl") for line in path.read_text().splitlines()]
+    assert {"rg:basic_arithmetic", "knights_knaves"} <= {d for row in consumed for d in row["domains"]}
+    results = json.loads((out / "results.json").read_text())
+    assert "gen:rg:basic_arithmetic:1:8:7" in results["suites"]
