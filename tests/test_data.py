@@ -43,7 +43,7 @@ from mdrl.data import (
 )
 from mdrl.domains import all_domains, registry
 from mdrl.domains.base import DataError, Domain, Problem
-from mdrl.verify.api import parse_json_field
+from mdrl.verify.result import parse_json_field
 from mdrl.verify.extract import last_answer_tag
 from mdrl.verify.result import Verdict
 

@@ -25,7 +25,7 @@ from mdrl.eval.serving import BackgroundServer
 from mdrl.eval.suites import Suite, load_suite, user_message
 from mdrl.eval.types import GenRequest, SamplingConfig
 from mdrl.templates import Template
-from mdrl.verify.api import parse_json_field
+from mdrl.verify.result import parse_json_field
 
 #: suite -> items in the fast slice (code suites run every reference in the sandbox: keep them small).
 FAST_SLICE = {

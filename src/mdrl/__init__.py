@@ -2,7 +2,7 @@
 
 import logging
 
-from mdrl.verify.api import compute_score
+from mdrl.reward import compute_score
 from mdrl.verify.result import Verdict
 from mdrl.verify.shaping import RewardConfig
 

@@ -1,12 +1,22 @@
-"""Model references: a local folder or a hub id. A reference that can only be a path and names no
-folder fails here, in one line, instead of deep in a hub download with a long traceback."""
+"""Model references: a local folder, a hub id, or the name of a model provider. A reference that can
+only be a path and names no folder fails here, in one line, instead of deep in a hub download with a
+long traceback.
+
+A provider builds a model on demand: `tiny` is mdrl's embedded tiny model, built and warmed up in the
+run folder. Providers are entry points of the group `mdrl.models` (name -> a callable taking the
+folder to build in and the warm-up settings, returning a report dict), so training never imports the
+module that builds them.
+"""
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
+
+PROVIDER_GROUP = "mdrl.models"
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 
@@ -39,3 +49,12 @@ def loading(ref: str) -> Iterator[None]:
         lines = str(exc).strip().splitlines()
         raise ModelNotFound(f"cannot load model {str(ref)!r}: {(lines[0] if lines else type(exc).__name__)[:300]}") \
             from None
+
+
+def model_provider(ref: str) -> Callable[..., dict[str, Any]] | None:
+    """The provider registered under the name `ref` (entry-point group mdrl.models), or None."""
+    from importlib.metadata import entry_points
+
+    for point in entry_points(group=PROVIDER_GROUP, name=str(ref)):
+        return point.load()
+    return None

@@ -52,7 +52,7 @@ from fastapi.responses import JSONResponse
 from mdrl import __version__
 from mdrl.domains.base import DataError, Domain
 from mdrl.domains.registry import all_domains, domain_for_source, known_sources
-from mdrl.verify.api import compute_score
+from mdrl.reward import compute_score
 from mdrl.verify.shaping import RewardConfig
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from typing import Any, BinaryIO, Optional
 
 import typer
 
-from mdrl.verify.api import compute_score
+from mdrl.reward import compute_score
 from mdrl.verify.result import VerifierUnavailable
 from mdrl.verify.shaping import RewardConfig
 

@@ -8,7 +8,7 @@ non-string ground truth of a file has one shape (a single-domain countdown or KK
 native, as parquet structs, exactly as the study stored them. Otherwise (a mixture of countdown and
 KK, or strings mixed with objects) each non-string ground truth is written as a JSON string, and
 `extra_info.ground_truth_is_json` marks those rows. `compute_score` accepts both forms (domains parse
-ground truths with `parse_json_field`), and `read_verl_parquet` decodes them back to objects.
+ground truths with `mdrl.verify.parse_json_field`), and `read_verl_parquet` decodes them back to objects.
 
 extra_info carries the whole Problem (domain, difficulty, lang, question, reference) next to the
 Problem's own extra_info, so mdrl's files read back exactly whatever template rendered the prompt.

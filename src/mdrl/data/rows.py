@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping
 
-import numpy as np
 
+from mdrl.plain import plain
 from mdrl.domains.base import DataError, Domain, Problem
 from mdrl.domains.registry import domain_for_source
 
@@ -40,16 +40,8 @@ RENAMED_PREFIX = "orig_"
 
 
 def to_python(value: Any) -> Any:
-    """Plain Python from parquet/pandas/datasets values: numpy arrays -> lists, numpy scalars -> items."""
-    if isinstance(value, np.ndarray):
-        return [to_python(item) for item in value.tolist()]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Mapping):
-        return {key: to_python(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_python(item) for item in value]
-    return value
+    """Plain Python from parquet/pandas/datasets values (see mdrl.plain)."""
+    return plain(value)
 
 
 def _route(data_source: Any, where: str) -> Domain:

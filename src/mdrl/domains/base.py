@@ -5,18 +5,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping
 
-from mdrl.verify.result import Verdict, VerifierUnavailable  # noqa: F401  (re-exported)
+from mdrl.verify.result import DataError, Verdict, VerifierUnavailable  # noqa: F401  (re-exported)
 from mdrl.verify.shaping import RewardConfig
 
 LANGUAGES = ("en", "zh")
 #: A domain or group name: letters, digits, `_`, `-`, `.`; a family prefix such as `rg:` may lead it.
 _NAME = re.compile(r"^(?:[a-z][a-z0-9_]*:)?[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-
-
-class DataError(ValueError):
-    """A malformed data row or ground truth. The message names the file and row where known."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +99,7 @@ def by_difficulty(suffix: str) -> Grouper:
     return lambda problem: f"{problem.difficulty}{suffix}" if problem.difficulty else None
 
 
-def task_id(index: int, problem: Problem) -> str:
+def id_from_task(index: int, problem: Problem) -> str:
     """A suite item id from the row's extra_info `task_id`, else its position."""
     task = problem.extra_info.get("task_id")
     return str(task) if task is not None else str(index)

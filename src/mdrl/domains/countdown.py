@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from mdrl.plain import plain
 from mdrl.domains.base import DataError, Domain, Problem, SuiteDef, by_difficulty
 from mdrl.domains.registry import register_domain
 from mdrl.verify.extract import answer_block, last_boxed
@@ -164,8 +165,8 @@ def clean_answer(answer: str) -> str:
         answer = answer.rstrip(".。").strip()
         if answer == before:
             break
-    for latex, plain in _LATEX:
-        answer = answer.replace(latex, plain)
+    for latex, text in _LATEX:
+        answer = answer.replace(latex, text)
     return answer.translate(_SYMBOLS)
 
 
@@ -634,15 +635,6 @@ def _prompt_question(prompt: Any) -> str | None:
     return (text[:cut] if cut >= 0 else text).strip() or None
 
 
-def _plain(value: Any) -> Any:
-    """numpy arrays/scalars inside parquet rows to plain Python values."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, Mapping):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    return value
 
 
 def load_row(row: Mapping[str, Any], where: str = "?") -> Problem:
@@ -654,8 +646,8 @@ def load_row(row: Mapping[str, Any], where: str = "?") -> Problem:
         numbers, target = parse_ground_truth(reward_model["ground_truth"])
     except DataError as exc:
         raise DataError(f"{where}: {exc}") from None
-    if row.get("nums") is not None and [int(n) for n in _plain(row["nums"])] != list(numbers):
-        raise DataError(f"{where}: nums {_plain(row['nums'])} disagree with ground_truth numbers {list(numbers)}")
+    if row.get("nums") is not None and [int(n) for n in plain(row["nums"])] != list(numbers):
+        raise DataError(f"{where}: nums {plain(row['nums'])} disagree with ground_truth numbers {list(numbers)}")
     if row.get("target") is not None and int(row["target"]) != target:
         raise DataError(f"{where}: target {row['target']} disagrees with ground_truth target {target}")
     question = _prompt_question(row.get("prompt")) or question_text(numbers, target)
@@ -667,7 +659,7 @@ def load_row(row: Mapping[str, Any], where: str = "?") -> Problem:
         domain=NAME, data_source=str(data_source), question=question,
         ground_truth={"numbers": list(numbers), "target": target}, difficulty=len(numbers), lang="en",
         reference=None if tree is None else reference_response(tree, numbers, target),
-        extra_info=_plain(row.get("extra_info")) or {},
+        extra_info=plain(row.get("extra_info")) or {},
     )
 
 

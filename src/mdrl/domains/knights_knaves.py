@@ -44,10 +44,11 @@ from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from typing import Any
 
+from mdrl.plain import plain
 from mdrl.domains.base import DataError, Domain, Problem, SuiteDef, by_difficulty
 from mdrl.domains.registry import register_domain
 from mdrl.verify.extract import answer_block
-from mdrl.verify.result import Verdict
+from mdrl.verify.result import Verdict, parse_json_field
 from mdrl.verify.shaping import RewardConfig
 
 DOMAIN_NAME = "knights_knaves"
@@ -235,7 +236,6 @@ def parse_solution_text(text: str) -> Solution:
 
 def parse_ground_truth(ground_truth: Any) -> Solution:
     """The study's ground truth (dict or JSON string), or a bare solution_text_format string."""
-    from mdrl.verify.api import parse_json_field  # lazy: api imports the registry, which imports us
 
     value = parse_json_field(ground_truth, "knights_knaves ground_truth")
     if isinstance(value, Mapping):
@@ -689,13 +689,6 @@ def generate(index: int, seed: int, difficulty: int, lang: str = "en",
 # ---------------------------------------------------------------------------------------------------
 
 
-def _plain(value: Any) -> Any:
-    """numpy arrays / scalars from parquet rows as plain Python values."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
 
 
 def load_row(row: Mapping[str, Any], where: str) -> Problem:
@@ -703,7 +696,7 @@ def load_row(row: Mapping[str, Any], where: str) -> Problem:
     quiz = row.get("quiz")
     if not isinstance(quiz, str) or not quiz.strip():
         raise DataError(f"{where}: knights_knaves row has no 'quiz' text")
-    reward_model = _plain(row.get("reward_model"))
+    reward_model = plain(row.get("reward_model"))
     raw_truth = reward_model.get("ground_truth") if isinstance(reward_model, Mapping) else None
     if raw_truth is None:
         raise DataError(f"{where}: knights_knaves row has no reward_model.ground_truth")
@@ -719,13 +712,13 @@ def load_row(row: Mapping[str, Any], where: str) -> Problem:
             raise DataError(f"{len(parsed)} statements for {len(solution.names)} people")
     except (DataError, json.JSONDecodeError) as exc:
         raise DataError(f"{where}: {exc}") from None
-    names = _plain(row.get("names"))
+    names = plain(row.get("names"))
     if names is not None and [str(n) for n in names] != list(solution.names):
         raise DataError(f"{where}: names {names} differ from solution_text_format {list(solution.names)}")
     ground_truth = {"solution_text_format": raw_truth["solution_text_format"]}
     if statements is not None:
         ground_truth["statements"] = statements
-    extra = _plain(row.get("extra_info"))
+    extra = plain(row.get("extra_info"))
     return Problem(
         domain=DOMAIN_NAME,
         data_source=str(row.get("data_source") or STUDY_SOURCE),

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from mdrl.plain import plain
 from mdrl.domains.base import DataError, Domain, Problem, SuiteDef, source_is
 from mdrl.domains.registry import register_domain
 from mdrl.verify.extract import final_answer, last_boxed
@@ -155,15 +156,6 @@ def question_from_prompt(content: str) -> str:
     return question
 
 
-def _plain(value: Any) -> Any:
-    """numpy scalars/arrays inside parquet structs -> plain Python values."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _difficulty(data_source: str, extra: Mapping[str, Any]) -> int:
@@ -184,7 +176,7 @@ def reference_response(answer: str, work: str | None = None) -> str:
 
 def load_row(row: Mapping[str, Any], where: str) -> Problem:
     """One row of the study's deepscaler parquet (train: deepscaler; test: math500 and AIME)."""
-    reward_model = _plain(row.get("reward_model"))
+    reward_model = plain(row.get("reward_model"), str_keys=True)
     if not isinstance(reward_model, Mapping) or "ground_truth" not in reward_model:
         raise DataError(f"{where}: reward_model.ground_truth is missing")
     ground_truth = reward_model["ground_truth"]
@@ -196,7 +188,7 @@ def load_row(row: Mapping[str, Any], where: str) -> Problem:
     if not question:
         raise DataError(f"{where}: empty question")
     data_source = str(row.get("data_source") or "deepscaler")
-    extra = _plain(row.get("extra_info"))
+    extra = plain(row.get("extra_info"), str_keys=True)
     extra = dict(extra) if isinstance(extra, Mapping) else {}
     return Problem(domain="math", data_source=data_source, question=question, ground_truth=ground_truth,
                    difficulty=_difficulty(data_source, extra), lang="en",

@@ -166,10 +166,9 @@ _plugins_read_for: list[str | None] = []
 
 
 def _ensure_loaded() -> None:
-    # Importing the package registers the built-in domains; this keeps `registry` importable on its own.
-    import mdrl.domains  # noqa: F401
-
-    # on the scoring path: the entry points are read once, $MDRL_DOMAINS again only when it changes
+    # The built-in domains are registered already: importing this module imports its package first,
+    # whose __init__ imports every built-in domain file.
+    # On the scoring path: the entry points are read once, $MDRL_DOMAINS again only when it changes
     env = os.environ.get(DOMAINS_ENV)
     if _plugins_read_for and _plugins_read_for[-1] == env:
         return

@@ -45,6 +45,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mdrl.plain import plain
 from mdrl.domains.base import LANGUAGES, DataError, Domain, Problem, SuiteDef
 from mdrl.domains.registry import register_domain
 from mdrl.domains.zebra_solver import (
@@ -575,15 +576,6 @@ _PUZZLE_START = "# Puzzle to Solve"
 _ASSISTANT_TAIL_RE = re.compile(r"\s*(?:Assistant:|<\|im_start\|>assistant)\s*(?:<think>)?\s*$")
 
 
-def _plain(value: Any) -> Any:
-    """numpy arrays and scalars from parquet -> lists and Python scalars."""
-    if hasattr(value, "tolist"):
-        value = value.tolist()
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
 
 
 def puzzle_text(prompt_text: str) -> str:
@@ -604,7 +596,7 @@ def load_row(row: Mapping[str, Any], where: str) -> Problem:
         gold = parse_ground_truth(ground_truth)
     except DataError as exc:
         raise DataError(f"{where}: {exc}") from None
-    messages = _plain(row.get("prompt"))
+    messages = plain(row.get("prompt"))
     if isinstance(messages, str):
         content = messages
     elif isinstance(messages, list) and messages and all(isinstance(m, Mapping) for m in messages):
@@ -615,14 +607,14 @@ def load_row(row: Mapping[str, Any], where: str) -> Problem:
     question = puzzle_text(content)
     if not question:
         raise DataError(f"{where}: zebra row has an empty prompt")
-    categories = _plain(reward_model.get("categories"))
-    labels = _plain(reward_model.get("labels"))
+    categories = plain(reward_model.get("categories"))
+    labels = plain(reward_model.get("labels"))
     grid = {str(label): {str(k): v for k, v in r.items()} for label, r in gold.raw.items()}
     return Problem(
         domain=NAME,
         data_source=str(row.get("data_source") or NAME),
         question=question,
-        ground_truth=ground_truth if isinstance(ground_truth, str) else json.dumps(_plain(ground_truth)),
+        ground_truth=ground_truth if isinstance(ground_truth, str) else json.dumps(plain(ground_truth)),
         difficulty=len(gold.cells),
         lang="en",
         reference=reference_response(grid, "en"),

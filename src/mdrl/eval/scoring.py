@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 from mdrl.domains.base import Problem
 from mdrl.domains.registry import domain_for_source
-from mdrl.verify.api import compute_score
+from mdrl.reward import compute_score
 from mdrl.verify.extract import answer_block, boxed_as_answer
 from mdrl.verify.shaping import RewardConfig
 

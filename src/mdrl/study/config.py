@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from mdrl.plain import plain
 from mdrl.train.config import deep_merge
 
 MODEL_KINDS = ("base", "instruct")
@@ -547,17 +548,17 @@ class StudyConfig:
             # a reward variant is an axis of the study: per-domain rewards of the train section would
             # otherwise keep their own mode (the `tiny` preset's proportional Knights & Knaves) under "binary"
             settings["reward"].pop("domains", None)
-        return _plain(settings)
+        return plain(settings, str_keys=True)
 
     def eval_settings(self, template: str, lang: str) -> dict[str, Any]:
         """Everything that decides a suite score besides the model."""
         settings = asdict(self.eval)
         settings.pop("metric")  # read from the stored metrics; changing it needs no re-run
-        return {"template": template, "lang": lang, **_plain(settings)}
+        return {"template": template, "lang": lang, **plain(settings, str_keys=True)}
 
     def resolved(self) -> dict[str, Any]:
         """The study as a plain mapping (for study.json and the report)."""
-        return _plain(asdict(self)) | {
+        return plain(asdict(self), str_keys=True) | {
             "mixtures": [{"name": m.name, "mix": m.mix} for m in self.mixtures],
         }
 
@@ -577,16 +578,9 @@ def _curriculum(value: Any) -> str:
     return str(value)
 
 
-def _plain(value: Any) -> Any:
-    """Tuples -> lists, mappings -> dicts, recursively, so configs hash and serialise the same way."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 def config_hash(settings: Mapping[str, Any]) -> str:
     """A short stable digest of a resolved config: a finished cell is reused only while it matches."""
-    payload = json.dumps(_plain(settings), sort_keys=True, default=str, ensure_ascii=False)
+    payload = json.dumps(plain(settings, str_keys=True), sort_keys=True, default=str, ensure_ascii=False)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]

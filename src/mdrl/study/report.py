@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mdrl.study.config import StudyConfig, variant_label
+from mdrl.study.files import write_json_atomic
 from mdrl.study.tables import (
     cell_text,
     results_markdown,
@@ -90,7 +91,6 @@ def write_outputs(config: StudyConfig, out_dir: Path, cells: Sequence[Mapping[st
                   failed: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], dict[str, Path], str]:
     """Write results.json, results.md, plots/*.png and report.html; return (results, paths, markdown)."""
     from mdrl.study import plots
-    from mdrl.study.runner import write_json_atomic
 
     tables = compute_results(config, cells, baselines)
     paths: dict[str, Path] = {}

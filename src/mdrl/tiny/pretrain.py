@@ -17,51 +17,20 @@ import logging
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
 from tqdm import tqdm
 
 from mdrl.tiny.builder import TinyModelConfig, build_tiny
+from mdrl.train.config import WarmupConfig
 
 log = logging.getLogger(__name__)
 
 WARMUP_REPORT = "mdrl_warmup.json"
 #: An unfinished warm-up's state, saved at every success measurement; removed when the warm-up ends.
 WARMUP_CHECKPOINT = "mdrl_warmup_checkpoint.pt"
-
-
-@dataclass(frozen=True)
-class WarmupConfig:
-    """How the tiny model is warmed up before GRPO."""
-
-    source: str = field(
-        default="knights_knaves:2",
-        metadata={"help": "Generated items to learn from, as a data-layer source string (domain:levels)."},
-    )
-    template: str = field(default="r1-base", metadata={"help": "Prompt template: r1-base | chat | plain."})
-    lang: str = field(default="en", metadata={"help": "Language of the prompts: en | zh."})
-    n_items: int = field(default=2000, metadata={"help": "Training items generated for the warm-up."})
-    max_steps: int = field(default=800, metadata={"help": "Upper bound on optimizer steps."})
-    batch_size: int = field(default=16, metadata={"help": "Sequences per optimizer step."})
-    learning_rate: float = field(default=2e-3, metadata={"help": "Peak AdamW learning rate."})
-    warmup_steps: int = field(default=20, metadata={"help": "Linear learning-rate warm-up steps."})
-    eval_every: int = field(default=50, metadata={"help": "Measure sampled success every this many steps."})
-    eval_items: int = field(default=48, metadata={"help": "Held-out items per success measurement."})
-    target_success: float = field(
-        default=0.2,
-        metadata={"help": "Stop once sampled success reaches this share; 0 disables early stopping."},
-    )
-    max_new_tokens: int = field(default=192, metadata={"help": "Generation budget when measuring success."})
-    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature when measuring success."})
-    seed: int = field(default=0, metadata={"help": "Seed of item generation, data order and sampling."})
-
-    def __post_init__(self) -> None:
-        if self.batch_size <= 0 or self.max_steps <= 0 or self.eval_every <= 0 or self.n_items <= 0:
-            raise ValueError("batch_size, max_steps, eval_every and n_items must be positive")
-        if not 0.0 <= self.target_success <= 1.0:
-            raise ValueError(f"target_success must be in [0, 1], got {self.target_success}")
 
 
 
@@ -128,7 +97,7 @@ def sampled_success(
     """Share of held-out items whose single sampled response scores acc=True."""
     import torch
 
-    from mdrl.verify.api import compute_score
+    from mdrl.reward import compute_score
 
     torch.manual_seed(seed)
     model.eval()

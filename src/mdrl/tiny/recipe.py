@@ -209,7 +209,7 @@ def success(model: Any, tokenizer: Any, problems: Sequence[Any], prompts: Sequen
     """Share of items whose one response (greedy when temperature is 0) scores acc=True."""
     import torch
 
-    from mdrl.verify.api import compute_score
+    from mdrl.reward import compute_score
 
     torch.manual_seed(seed)
     model.eval()

@@ -20,12 +20,45 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-from mdrl.tiny.pretrain import WarmupConfig
+from mdrl.plain import plain
 from mdrl.verify.shaping import RewardConfig
 
 ENGINES = ("trl", "verl")
 CURRICULA = ("none", "difficulty", "relative")
 PRESET_PACKAGE = "mdrl.presets"
+
+
+@dataclass(frozen=True)
+class WarmupConfig:
+    """How a model that a provider builds (`model.path: tiny`, mdrl's embedded tiny model) is warmed up
+    before GRPO. Providers register under the entry-point group mdrl.models (see mdrl.modelref)."""
+
+    source: str = field(
+        default="knights_knaves:2",
+        metadata={"help": "Generated items to learn from, as a data-layer source string (domain:levels)."},
+    )
+    template: str = field(default="r1-base", metadata={"help": "Prompt template: r1-base | chat | plain."})
+    lang: str = field(default="en", metadata={"help": "Language of the prompts: en | zh."})
+    n_items: int = field(default=2000, metadata={"help": "Training items generated for the warm-up."})
+    max_steps: int = field(default=800, metadata={"help": "Upper bound on optimizer steps."})
+    batch_size: int = field(default=16, metadata={"help": "Sequences per optimizer step."})
+    learning_rate: float = field(default=2e-3, metadata={"help": "Peak AdamW learning rate."})
+    warmup_steps: int = field(default=20, metadata={"help": "Linear learning-rate warm-up steps."})
+    eval_every: int = field(default=50, metadata={"help": "Measure sampled success every this many steps."})
+    eval_items: int = field(default=48, metadata={"help": "Held-out items per success measurement."})
+    target_success: float = field(
+        default=0.2,
+        metadata={"help": "Stop once sampled success reaches this share; 0 disables early stopping."},
+    )
+    max_new_tokens: int = field(default=192, metadata={"help": "Generation budget when measuring success."})
+    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature when measuring success."})
+    seed: int = field(default=0, metadata={"help": "Seed of item generation, data order and sampling."})
+
+    def __post_init__(self) -> None:
+        if self.batch_size <= 0 or self.max_steps <= 0 or self.eval_every <= 0 or self.n_items <= 0:
+            raise ValueError("batch_size, max_steps, eval_every and n_items must be positive")
+        if not 0.0 <= self.target_success <= 1.0:
+            raise ValueError(f"target_success must be in [0, 1], got {self.target_success}")
 
 
 @dataclass(frozen=True)
@@ -465,7 +498,7 @@ class TrainConfig:
         return Path(self.run.output_dir or Path("runs") / self.name)
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain(dataclasses.asdict(self))
+        return plain(dataclasses.asdict(self))
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
@@ -479,14 +512,6 @@ class TrainConfig:
 # Building dataclasses from plain mappings, with type coercion and helpful errors
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:
@@ -664,5 +689,5 @@ def describe_options(cls: type = TrainConfig, prefix: str = "") -> list[tuple[st
         if dataclasses.is_dataclass(hint):
             rows += describe_options(hint, f"{prefix}{f.name}.")
             continue
-        rows.append((prefix + f.name, repr(_plain(getattr(defaults, f.name))), f.metadata.get("help", "")))
+        rows.append((prefix + f.name, repr(plain(getattr(defaults, f.name))), f.metadata.get("help", "")))
     return rows

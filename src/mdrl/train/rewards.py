@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping, Sequence, cast
 
 from mdrl.domains.base import DataError
 from mdrl.domains.registry import domain_for_source, get_domain
-from mdrl.verify.api import compute_score
+from mdrl.reward import compute_score
 from mdrl.verify.shaping import RewardConfig
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from mdrl.modelref import check_model_reference, loading
+from mdrl.modelref import check_model_reference, loading, model_provider
 from mdrl.train.config import TrainConfig
 from mdrl.train.metrics import (
     CHECKPOINT_MARKER,
@@ -57,15 +57,16 @@ class _TiedHeadIsNotMissing(logging.Filter):
 
 
 def resolve_model_path(config: TrainConfig, run: RunDir) -> str:
-    """The model to train: a path or hub id as given, or mdrl's tiny model built and warmed up here."""
-    if config.model.path != "tiny":
+    """The model to train: a path or hub id as given, or a provider's model (mdrl's tiny model) built and
+    warmed up here."""
+    provide = model_provider(config.model.path)
+    if provide is None:
         check_model_reference(config.model.path)
         return config.model.path
-    from mdrl.tiny.pretrain import pretrain_tiny
-
-    report = pretrain_tiny(run.base_model, config.model.warmup)
+    report = provide(run.base_model, config.model.warmup)
     log.info(
-        "tiny model warmed up: sampled success %.1f%% -> %.1f%% in %d steps",
+        "%s model warmed up: sampled success %.1f%% -> %.1f%% in %d steps",
+        config.model.path,
         100 * report["initial_success"],
         100 * report["final_success"],
         report["steps"],

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mdrl.domains.registry import DOMAINS_ENV, all_domains
+from mdrl.modelref import model_provider
 from mdrl.train.config import TrainConfig
 from mdrl.train.plan import build_config_for
 from mdrl.train.rewards import reward_configs
@@ -192,7 +193,7 @@ def prepare_verl(config: TrainConfig) -> VerlLaunch:
     )
     try:
         model_path = config.model.path
-        if model_path == "tiny":
+        if model_provider(model_path) is not None:  # a model built here (mdrl's tiny model)
             from mdrl.train.trl_engine import resolve_model_path
 
             model_path = resolve_model_path(config, run)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from mdrl.domains.registry import domain_for_source
-from mdrl.verify.api import compute_score as mdrl_compute_score
+from mdrl.reward import compute_score as mdrl_compute_score
 from mdrl.verify.extract import as_text, has_think_answer_format
 from mdrl.verify.shaping import RewardConfig
 

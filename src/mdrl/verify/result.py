@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
+
+
+class DataError(ValueError):
+    """A malformed data row or ground truth. The message names the file and row where known."""
 
 
 class VerifierUnavailable(RuntimeError):
@@ -37,3 +42,17 @@ class Verdict:
         fraction = min(max(float(fraction), 0.0), 1.0)
         return cls(acc=fraction >= 1.0, fraction=fraction, reason="ok" if fraction >= 1.0 else reason,
                    details=details)
+
+
+def parse_json_field(value: Any, what: str) -> Any:
+    """Ground truths arrive as JSON strings or as objects (parquet structs, numpy arrays): accept both."""
+    if isinstance(value, (str, bytes)):
+        text = value.decode() if isinstance(value, bytes) else value
+        stripped = text.strip()
+        if stripped[:1] in ("{", "["):
+            try:
+                return json.loads(stripped)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{what} is not valid JSON: {exc}") from None
+        return text
+    return value

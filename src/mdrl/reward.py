@@ -1,34 +1,20 @@
-"""`compute_score`: the veRL-signature entry point that every adapter (CLI, TRL, veRL, server) calls."""
+"""`compute_score`: the veRL-signature entry point that every adapter (CLI, TRL, veRL, server) calls.
+
+It sits above the domains (it routes a data_source to its domain through the registry) and below every
+engine; `mdrl.verify` is the leaf the domains build on and imports no domain.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any, Mapping
 
-from mdrl.domains.base import DataError, VerifierUnavailable
 from mdrl.domains.registry import domain_for_source
 from mdrl.verify.extract import as_text, assistant_turn
-from mdrl.verify.result import Verdict
+from mdrl.verify.result import DataError, Verdict, VerifierUnavailable
 from mdrl.verify.shaping import RewardConfig, shape
 
 log = logging.getLogger(__name__)
-
-RewardSpec = "RewardConfig | Mapping[str, Any] | None"
-
-
-def parse_json_field(value: Any, what: str) -> Any:
-    """Ground truths arrive as JSON strings or as objects (parquet structs, numpy arrays): accept both."""
-    if isinstance(value, (str, bytes)):
-        text = value.decode() if isinstance(value, bytes) else value
-        stripped = text.strip()
-        if stripped[:1] in ("{", "["):
-            try:
-                return json.loads(stripped)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{what} is not valid JSON: {exc}") from None
-        return text
-    return value
 
 
 def compute_score(
