@@ -84,7 +84,7 @@ def test_cell_train_config_lays_the_cell_over_the_train_section():
     assert study.train_settings(base)["data"]["template"] == "r1-base"
     equal = config(mixtures=["math+puzzle"], data={"sources": ["paper:kk", {"kind": "generate", "domain": "zebra"}]})
     data = equal.train_settings(equal.cells()[0])["data"]
-    assert data["mix"] == "math:1,puzzle:1" and data["sources"] == ["paper:kk", "generate:zebra"]
+    assert data["mix"] == "math:1,puzzle:1" and data["sources"] == ["paper:kk", "gen:zebra"]
 
 
 def test_a_reward_variant_replaces_the_train_sections_per_domain_rewards():

@@ -5,14 +5,12 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from mdrl.specs import apply_overrides, describe_options, parse_override
 from mdrl.train.config import (
     GRPOSettings,
     RewardSettings,
     TrainConfig,
-    apply_overrides,
-    describe_options,
     load_config,
-    parse_override,
     preset_names,
     read_preset,
 )
@@ -125,7 +123,7 @@ def test_reward_settings_layer_default_runwide_and_domain():
 
 
 def test_every_setting_is_documented():
-    rows = describe_options()
+    rows = describe_options(TrainConfig)
     assert len(rows) > 60
     undocumented = [name for name, _, text in rows if not text.strip()]
     assert undocumented == []

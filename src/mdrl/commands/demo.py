@@ -16,8 +16,8 @@ log = logging.getLogger(__name__)
 
 DEMO_PRESET = "study_demo.yaml"
 #: Merged over the demo preset by `--full` (the complete grid) and `--fast` (tests).
-FULL_PRESET = "demo_full.yaml"
-FAST_PRESET = "demo_fast.yaml"
+FULL_PRESET = "overlays/demo_full.yaml"
+FAST_PRESET = "overlays/demo_fast.yaml"
 
 
 def demo_config(models_dir: Path, full: bool = False, fast: bool = False) -> dict[str, Any]:
@@ -26,7 +26,7 @@ def demo_config(models_dir: Path, full: bool = False, fast: bool = False) -> dic
     import yaml
 
     from mdrl.commands.study import preset_folder
-    from mdrl.study.config import deep_merge
+    from mdrl.specs import deep_merge
 
     def read(name: str) -> dict[str, Any]:
         return yaml.safe_load((preset_folder() / name).read_text(encoding="utf-8"))

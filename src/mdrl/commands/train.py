@@ -78,13 +78,14 @@ def train(
     list_presets: bool = typer.Option(False, "--list-presets", help="List the packaged presets and exit."),
 ) -> None:
     """GRPO training on TRL (one machine, CPU or GPU) or veRL (cluster); resumes when re-run."""
-    from mdrl.train.config import describe_options, load_config, preset_names
+    from mdrl.specs import describe_options
+    from mdrl.train.config import TrainConfig, load_config, preset_names
 
     if list_presets:
         typer.echo("\n".join(preset_names()))
         return
     if list_options:
-        for key, default, text in describe_options():
+        for key, default, text in describe_options(TrainConfig):
             typer.echo(f"{key:<42} {default:<22} {text}")
         return
     try:

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from mdrl.plain import plain
-from mdrl.train.config import deep_merge
+from mdrl.specs import deep_merge
 
 MODEL_KINDS = ("base", "instruct")
 #: The template a model is trained and evaluated with when the grid says `auto`.

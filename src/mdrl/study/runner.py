@@ -38,7 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from mdrl.study.config import Baseline, Cell, ModelSpec, StudyConfig, config_hash, deep_merge
+from mdrl.specs import deep_merge
+from mdrl.study.config import Baseline, Cell, ModelSpec, StudyConfig, config_hash
 from mdrl.study.files import read_json, write_json_atomic
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,6 @@ from mdrl.train.config import (
     RunSettings,
     TrainConfig,
     VerlSettings,
-    describe_options,
     load_config,
     preset_names,
 )
@@ -51,7 +50,6 @@ __all__ = [
     "RunSettings",
     "TrainConfig",
     "VerlSettings",
-    "describe_options",
     "load_config",
     "make_reward_funcs",
     "preset_names",

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import types
-import typing
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -21,6 +19,7 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from mdrl.plain import plain
+from mdrl.specs import apply_overrides, build_settings, deep_merge
 from mdrl.verify.shaping import RewardConfig
 
 ENGINES = ("trl", "verl")
@@ -505,89 +504,13 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
-        return _build(cls, data, "")
+        return build_settings(cls, data)
 
 
 # ----------------------------------------------------------------------------------------------------
 # Building dataclasses from plain mappings, with type coercion and helpful errors
 
 
-
-
-def _coerce(value: Any, hint: Any, where: str) -> Any:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return _coerce(value, arg, where)
-            except (TypeError, ValueError) as exc:
-                errors.append(str(exc))
-        raise ValueError(errors[0] if errors else f"{where}: cannot be {value!r}")
-    if dataclasses.is_dataclass(hint):
-        if isinstance(value, hint):
-            return value
-        if not isinstance(value, Mapping):
-            raise ValueError(f"{where}: expected a mapping of {hint.__name__} settings, got {value!r}")
-        return _build(hint, value, where + ".")
-    if hint is Any:
-        return value
-    if origin is tuple:
-        if isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
-        if not isinstance(value, (list, tuple)):
-            raise ValueError(f"{where}: expected a list, got {value!r}")
-        return tuple(_coerce(v, args[0], f"{where}[]") for v in value)
-    if origin is dict:
-        if not isinstance(value, Mapping):
-            raise ValueError(f"{where}: expected a mapping, got {value!r}")
-        return {str(k): _coerce(v, args[1], f"{where}.{k}") for k, v in value.items()}
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "on", "off", "1", "0"):
-            return value.lower() in ("true", "yes", "on", "1")
-        raise ValueError(f"{where}: expected true or false, got {value!r}")
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise ValueError(f"{where}: expected an integer, got {value!r}")
-        try:
-            return int(value)
-        except ValueError:
-            raise ValueError(f"{where}: expected an integer, got {value!r}") from None
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise ValueError(f"{where}: expected a number, got {value!r}")
-        try:
-            return float(value)  # YAML reads 1e-5 (no dot) as a string
-        except ValueError:
-            raise ValueError(f"{where}: expected a number, got {value!r}") from None
-    if hint is str:
-        if isinstance(value, (dict, list, tuple)) or value is None:
-            raise ValueError(f"{where}: expected a string, got {value!r}")
-        return str(value)
-    return value
-
-
-def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    known = {f.name: f for f in fields(cls) if f.init}
-    unknown = [key for key in data if key not in known]
-    if unknown:
-        key = unknown[0]
-        close = difflib.get_close_matches(key, list(known), n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(prefix + c for c in close)}?" if close else ""
-        raise ValueError(
-            f"unknown setting {prefix}{key}.{hint} Known: {', '.join(prefix + k for k in known)}"
-        )
-    values = {key: _coerce(value, hints[key], prefix + key) for key, value in data.items()}
-    try:
-        return cls(**values)
-    except TypeError as exc:
-        raise ValueError(f"{prefix.rstrip('.') or cls.__name__}: {exc}") from None
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -625,44 +548,6 @@ def _resolve_extends(data: Any, what: str, depth: int = 0) -> dict[str, Any]:
     return deep_merge(base, data)
 
 
-def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
-    """`update` over `base`; nested mappings merge key by key, everything else is replaced."""
-    merged = dict(base)
-    for key, value in update.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """'grpo.learning_rate=1e-5' -> (['grpo', 'learning_rate'], '1e-5'); the value is read as YAML."""
-    key, sep, raw = text.partition("=")
-    key = key.strip().lstrip("-")
-    if not sep or not key:
-        raise ValueError(f"override {text!r} is not KEY=VALUE (e.g. grpo.learning_rate=1e-5)")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        value = raw
-    return key.split("."), value
-
-
-def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    result = dict(data)
-    for text in overrides:
-        path, value = parse_override(text)
-        node = result
-        for part in path[:-1]:
-            child = node.get(part)
-            child = dict(child) if isinstance(child, Mapping) else {}
-            node[part] = child
-            node = child
-        node[path[-1]] = value
-    return result
-
-
 def load_config(
     preset: str | None = None, config_file: str | Path | None = None, overrides: Sequence[str] = ()
 ) -> TrainConfig:
@@ -677,17 +562,3 @@ def load_config(
         )
     data = apply_overrides(data, overrides)
     return TrainConfig.from_dict(data)
-
-
-def describe_options(cls: type = TrainConfig, prefix: str = "") -> list[tuple[str, str, str]]:
-    """(dotted name, default, help) for every leaf setting: the text of `mdrl train --list-options`."""
-    rows = []
-    defaults = cls()
-    hints = typing.get_type_hints(cls)
-    for f in fields(cls):
-        hint = hints[f.name]
-        if dataclasses.is_dataclass(hint):
-            rows += describe_options(hint, f"{prefix}{f.name}.")
-            continue
-        rows.append((prefix + f.name, repr(plain(getattr(defaults, f.name))), f.metadata.get("help", "")))
-    return rows

@@ -1,0 +1,262 @@
+"""One vocabulary for settings: what data to build (`DataSpec`), how verdicts become rewards
+(`RewardSpec`) and how models are evaluated (`EvalSpec`). Each field is declared and documented once,
+here; `data build`, `train`, `eval`, `study` and `serve` embed these classes (they extend them), and
+their CLI help and `--set KEY=VALUE` overrides are read from the field metadata (`field_help`,
+`apply_overrides`). Old spellings that users may have in YAML files or scripts keep working through
+`renamed`, with one deprecation warning each.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import logging
+import types
+import typing
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import yaml
+
+from mdrl.plain import plain
+
+from mdrl.verify.shaping import RewardConfig
+
+log = logging.getLogger(__name__)
+
+#: How verdicts become rewards (mode, format_weight): `mdrl.compute_score(..., reward=...)` takes one, a
+#: mapping of its fields, or a mode name ("proportional").
+RewardSpec = RewardConfig
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What a training set is made of; `data build` and `train` extend it, a study sets it per cell."""
+
+    sources: tuple[Any, ...] = field(default=(), metadata={
+        "help": "Where items come from, as one-line source specs (paper:countdown, paper:kk/test, "
+                "parquet:F, jsonl:F, hf:PATH, gen:DOMAIN:LEVELS?n=N, or a domain's reader such as mbpp). "
+                "Empty: every domain of the mixture is generated."})
+    mix: str | None = field(default=None, metadata={
+        "help": "Ratios over domains or domain groups, e.g. 'math:1,puzzle:1'. Empty: the sources' natural "
+                "proportions (the study concatenated its files)."})
+    n: int | None = field(default=None, metadata={
+        "help": "Items (training prompts per epoch). Required when a mixed domain is generated; else the most "
+                "the pools allow."})
+    difficulty: Mapping[str, str] = field(default_factory=dict, metadata={
+        "help": "Difficulty levels per domain, DOMAIN=LEVELS (YAML: a mapping), LEVELS like 3, 3-5 or 3,5: "
+                "generators spread items over them, loaded items are filtered to them."})
+    template: str = field(default="r1-base", metadata={
+        "help": "Prompt template: r1-base (the study's, for base models) | chat (instruct models) | plain."})
+    lang: str = field(default="en", metadata={"help": "Language of prompts and generated items: en | zh."})
+    curriculum: str = field(default="none", metadata={
+        "help": "none (seeded shuffle) | difficulty (easy->hard by level) | relative (easy->hard within each "
+                "domain, domains in step). A curriculum is never shuffled."})
+    seed: int = field(default=0, metadata={
+        "help": "Seed of generated items (unless a source sets one), draws and shuffles."})
+    allow_repeat: bool = field(default=False, metadata={
+        "help": "Let a finite pool repeat items when its mixture share exceeds its size (else it fails)."})
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "difficulty", difficulty_map(self.difficulty))
+        if self.n is not None and self.n <= 0:
+            raise ValueError(f"n must be positive, got {self.n}")
+
+    def levels_for(self, domain: str) -> tuple[int, ...]:
+        from mdrl.data.sources import parse_levels
+
+        return parse_levels(self.difficulty.get(domain))
+
+
+def difficulty_map(value: Any) -> dict[str, str]:
+    """Per-domain levels in their one form, {domain: "3-4"}, from a mapping, `DOMAIN=LEVELS` strings,
+    (domain, levels) pairs, or one "a=1,b=2-3" string; every LEVELS is checked."""
+    from mdrl.data.sources import parse_levels
+
+    if not value:
+        return {}
+    if isinstance(value, str):
+        value = [part for part in value.split(";") if part.strip()] if ";" in value else [value]
+    items = value.items() if isinstance(value, Mapping) else (
+        item.split("=", 1) if isinstance(item, str) else item for item in value)
+    out: dict[str, str] = {}
+    for item in items:
+        if len(item) != 2:
+            raise ValueError(f"bad difficulty setting {item!r}: use DOMAIN=LEVELS, e.g. countdown=3-4")
+        name, levels = item
+        text = ",".join(map(str, levels)) if isinstance(levels, (list, tuple)) else str(levels).strip()
+        parse_levels(text)  # raises on a bad level
+        out[str(name).strip()] = text
+    return out
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    """Which items an evaluation reads and how it scores them; `eval run` and a study's `eval` extend it."""
+
+    data_root: str | None = field(default=None, metadata={
+        "help": "Folder holding paper/ and mbpp/ (default: $MDRL_DATA, else ../shared/data)."})
+    limit: int | None = field(default=None, metadata={
+        "help": "At most this many items per suite, spread evenly over the suite (every group keeps its share)."})
+    gen_n: int | None = field(default=None, metadata={
+        "help": "Items of a generated suite (gen:...) that does not say; default 100."})
+    gen_seed: int | None = field(default=None, metadata={
+        "help": "Seed of generated suites that do not say; default 1000003 (not a training seed)."})
+    score_workers: int = field(default=4, metadata={"help": "Scoring threads (code runs in the sandbox)."})
+
+    def __post_init__(self) -> None:
+        if self.score_workers <= 0:
+            raise ValueError(f"score_workers must be positive, got {self.score_workers}")
+
+
+def field_help(cls: type, name: str) -> str:
+    """The help text a settings class declares for one field (CLI options read theirs from here)."""
+    for item in dataclasses.fields(cls):
+        if item.name == name:
+            return item.metadata.get("help", "")
+    raise KeyError(f"{cls.__name__} has no field {name!r}")
+
+
+def renamed(values: Mapping[str, Any], old: str, new: str, where: str) -> dict[str, Any]:
+    """`values` with the deprecated key `old` moved to `new`, warning once per use."""
+    values = dict(values)
+    if old in values:
+        message = f"{where}: '{old}' is deprecated, write '{new}'"
+        warnings.warn(message, DeprecationWarning, stacklevel=3)
+        log.warning(message)
+        if new in values:
+            raise ValueError(f"{where}: give '{new}' only (its old name '{old}' is given too)")
+        values[new] = values.pop(old)
+    return values
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg, where)
+            except (TypeError, ValueError) as exc:
+                errors.append(str(exc))
+        raise ValueError(errors[0] if errors else f"{where}: cannot be {value!r}")
+    if dataclasses.is_dataclass(hint):
+        if isinstance(value, hint):
+            return value
+        if not isinstance(value, Mapping):
+            raise ValueError(f"{where}: expected a mapping of {hint.__name__} settings, got {value!r}")
+        return build_settings(hint, value, where + ".")
+    if hint is Any:
+        return value
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{where}: expected a list, got {value!r}")
+        return tuple(_coerce(v, args[0], f"{where}[]") for v in value)
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ValueError(f"{where}: expected a mapping, got {value!r}")
+        return {str(k): _coerce(v, args[1], f"{where}.{k}") for k, v in value.items()}
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "on", "off", "1", "0"):
+            return value.lower() in ("true", "yes", "on", "1")
+        raise ValueError(f"{where}: expected true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise ValueError(f"{where}: expected an integer, got {value!r}")
+        try:
+            return int(value)
+        except ValueError:
+            raise ValueError(f"{where}: expected an integer, got {value!r}") from None
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ValueError(f"{where}: expected a number, got {value!r}")
+        try:
+            return float(value)  # YAML reads 1e-5 (no dot) as a string
+        except ValueError:
+            raise ValueError(f"{where}: expected a number, got {value!r}") from None
+    if hint is str:
+        if isinstance(value, (dict, list, tuple)) or value is None:
+            raise ValueError(f"{where}: expected a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def build_settings(cls: type, data: Mapping[str, Any], prefix: str = "") -> Any:
+    """`cls` from a (YAML) mapping: unknown keys fail with near matches, values are coerced to the
+    field types (nested settings classes too), and the class then checks them."""
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in fields(cls) if f.init}
+    unknown = [key for key in data if key not in known]
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(key, list(known), n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(prefix + c for c in close)}?" if close else ""
+        raise ValueError(
+            f"unknown setting {prefix}{key}.{hint} Known: {', '.join(prefix + k for k in known)}"
+        )
+    values = {key: _coerce(value, hints[key], prefix + key) for key, value in data.items()}
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise ValueError(f"{prefix.rstrip('.') or cls.__name__}: {exc}") from None
+
+
+def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """`update` over `base`; nested mappings merge key by key, everything else is replaced."""
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """'grpo.learning_rate=1e-5' -> (['grpo', 'learning_rate'], '1e-5'); the value is read as YAML."""
+    key, sep, raw = text.partition("=")
+    key = key.strip().lstrip("-")
+    if not sep or not key:
+        raise ValueError(f"override {text!r} is not KEY=VALUE (e.g. grpo.learning_rate=1e-5)")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    result = dict(data)
+    for text in overrides:
+        path, value = parse_override(text)
+        node = result
+        for part in path[:-1]:
+            child = node.get(part)
+            child = dict(child) if isinstance(child, Mapping) else {}
+            node[part] = child
+            node = child
+        node[path[-1]] = value
+    return result
+
+
+def describe_options(cls: type, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(dotted name, default, help) for every leaf setting of a settings class (`--list-options`)."""
+    rows = []
+    defaults = cls()
+    hints = typing.get_type_hints(cls)
+    for f in fields(cls):
+        hint = hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            rows += describe_options(hint, f"{prefix}{f.name}.")
+            continue
+        rows.append((prefix + f.name, repr(plain(getattr(defaults, f.name))), f.metadata.get("help", "")))
+    return rows
