@@ -60,9 +60,13 @@ class DataSpec:
         "help": "Let a finite pool repeat items when its mixture share exceeds its size (else it fails)."})
 
     def __post_init__(self) -> None:
+        from mdrl.data.curriculum import CURRICULA
+
         object.__setattr__(self, "difficulty", difficulty_map(self.difficulty))
         if self.n is not None and self.n <= 0:
-            raise ValueError(f"n must be positive, got {self.n}")
+            raise ValueError(f"data.n must be positive, got {self.n}")
+        if self.curriculum not in CURRICULA:
+            raise ValueError(f"data.curriculum must be one of {CURRICULA}, got {self.curriculum!r}")
 
     def levels_for(self, domain: str) -> tuple[int, ...]:
         from mdrl.data.sources import parse_levels

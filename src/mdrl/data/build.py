@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from mdrl.domains.base import DataError, Problem
+from mdrl.specs import DataSpec
 from mdrl.domains.registry import all_domains, groups, is_domain
-from mdrl.data.curriculum import CURRICULA, order_by_curriculum
+from mdrl.data.curriculum import order_by_curriculum
 from mdrl.data.export import GroundTruthFormat, to_hf_dataset, write_verl_parquet
 from mdrl.data.mixture import (
     expand_mix,
@@ -34,7 +35,7 @@ from mdrl.data.mixture import (
     proportions,
     resolve_mix,
 )
-from mdrl.data.sources import SourceSpec, generate, load_source, parse_levels, source_domain
+from mdrl.data.sources import SourceSpec, generate, load_source, source_domain
 from mdrl.templates import Template
 
 log = logging.getLogger(__name__)
@@ -42,63 +43,11 @@ log = logging.getLogger(__name__)
 MANIFEST_NAME = "manifest.json"
 
 
-def _levels_map(value: Any) -> tuple[tuple[str, tuple[int, ...]], ...]:
-    """{"countdown": "3-4"} or ["countdown=3-4"] -> (("countdown", (3, 4)),)."""
-    if not value:
-        return ()
-    items = value.items() if isinstance(value, Mapping) else (str(v).split("=", 1) for v in value)
-    pairs = []
-    for item in items:
-        if len(item) != 2:
-            raise ValueError(f"bad difficulty setting {item!r}: use DOMAIN=LEVELS, e.g. countdown=3-4")
-        name, levels = item
-        pairs.append((str(name).strip(), parse_levels(levels)))
-    return tuple(pairs)
-
-
 @dataclass(frozen=True)
-class BuildConfig:
-    """Everything that decides a built data set; the manifest records it resolved."""
+class BuildConfig(DataSpec):
+    """Everything that decides a built data set (the shared data vocabulary, DataSpec, plus the build's
+    own); the manifest records it resolved. `sources` may be SourceSpecs or their one-line strings."""
 
-    sources: tuple[SourceSpec, ...] = field(
-        default=(),
-        metadata={
-            "help": "Where items come from (SourceSpec or its string form). Empty: every domain of the "
-            "mixture is generated."
-        },
-    )
-    mix: str | None = field(
-        default=None,
-        metadata={
-            "help": "Ratios over domains or groups, e.g. 'math:1,puzzle:1'. Empty: the sources' natural "
-            "proportions (all their items unless n is set)."
-        },
-    )
-    n: int | None = field(
-        default=None,
-        metadata={
-            "help": "Total items. Required when a mixed domain is generated; else the most the pools allow."
-        },
-    )
-    difficulty: tuple[tuple[str, tuple[int, ...]], ...] = field(
-        default=(),
-        metadata={
-            "help": "Per-domain difficulty levels (e.g. countdown=3-4): generators spread items over them, "
-            "loaded items are filtered to them."
-        },
-    )
-    template: str = field(default="r1-base", metadata={"help": "Prompt template: r1-base | chat | plain."})
-    lang: str = field(default="en", metadata={"help": "Language of prompts and generated items: en | zh."})
-    curriculum: str = field(
-        default="none",
-        metadata={
-            "help": "none (seeded shuffle within domains, interleaved) | difficulty (easy->hard by level) | "
-            "relative (easy->hard within each domain, domains in step)."
-        },
-    )
-    seed: int = field(
-        default=0, metadata={"help": "Seed of generators (unless a source sets one) and draws."}
-    )
     split: str = field(
         default="train", metadata={"help": "Split name: the output file and extra_info.split."}
     )
@@ -109,23 +58,17 @@ class BuildConfig:
             "failing; a source's own on_error=skip does the same for that source."
         },
     )
-    allow_repeat: bool = field(
-        default=False,
-        metadata={
-            "help": "Let a finite pool repeat items when its share exceeds its size (else the build fails)."
-        },
-    )
     ground_truth_format: GroundTruthFormat = field(
         default="auto",
         metadata={"help": "auto (native parquet structs when one shape, else JSON strings) | native | json."},
     )
 
     def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "sources", tuple(
+            source if isinstance(source, SourceSpec) else SourceSpec.parse(source) if isinstance(source, str)
+            else SourceSpec.from_mapping(source) for source in self.sources))
         Template(self.template, self.lang)  # validates both names
-        if self.curriculum not in CURRICULA:
-            raise ValueError(f"curriculum must be one of {CURRICULA}, got {self.curriculum!r}")
-        if self.n is not None and self.n <= 0:
-            raise ValueError(f"n must be positive, got {self.n}")
         if self.mix is not None:
             parse_mix(self.mix)
         if self.ground_truth_format not in ("auto", "native", "json"):
@@ -137,13 +80,10 @@ class BuildConfig:
     def is_curriculum(self) -> bool:
         return self.curriculum != "none"
 
-    def levels_for(self, domain: str) -> tuple[int, ...]:
-        return dict(self.difficulty).get(domain, ())
-
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["sources"] = [source.describe() for source in self.sources]
-        data["difficulty"] = {name: list(levels) for name, levels in self.difficulty}
+        data["difficulty"] = {name: list(self.levels_for(name)) for name in self.difficulty}
         return data
 
     @classmethod
@@ -155,19 +95,9 @@ class BuildConfig:
         if unknown:
             raise ValueError(f"unknown build setting(s) {unknown}; known: {', '.join(sorted(known))}")
         values = dict(data)
-        if "sources" in values:
-            values["sources"] = tuple(
-                s
-                if isinstance(s, SourceSpec)
-                else SourceSpec.parse(s)
-                if isinstance(s, str)
-                else SourceSpec.from_mapping(s)
-                for s in values["sources"] or ()
-            )
+        values["sources"] = tuple(values.get("sources") or ())
         if isinstance(values.get("mix"), Mapping):
             values["mix"] = format_mix(parse_mix(values["mix"]))
-        if "difficulty" in values:
-            values["difficulty"] = _levels_map(values["difficulty"])
         curriculum = values.get("curriculum")
         if isinstance(curriculum, bool):
             values["curriculum"] = "difficulty" if curriculum else "none"

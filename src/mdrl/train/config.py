@@ -19,11 +19,10 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from mdrl.plain import plain
-from mdrl.specs import apply_overrides, build_settings, deep_merge
+from mdrl.specs import DataSpec, apply_overrides, build_settings, deep_merge
 from mdrl.verify.shaping import RewardConfig
 
 ENGINES = ("trl", "verl")
-CURRICULA = ("none", "difficulty", "relative")
 PRESET_PACKAGE = "mdrl.presets"
 
 
@@ -94,67 +93,15 @@ class ModelSettings:
 
 
 @dataclass(frozen=True)
-class DataSettings:
-    """What the policy trains on. Built by the data layer (mdrl.data.build_dataset)."""
+class DataSettings(DataSpec):
+    """What the policy trains on (the shared data vocabulary, DataSpec, plus training's own). Built by
+    the data layer (mdrl.data.build_dataset)."""
 
-    sources: tuple[str, ...] = field(
-        default=(),
-        metadata={
-            "help": (
-                "Data-layer sources, e.g. paper:countdown, paper:kk/test, "
-                "jsonl:x.jsonl, knights_knaves:3-7. "
-                "Empty: every domain of the mixture is generated."
-            )
-        },
-    )
-    mix: str | None = field(
-        default=None,
-        metadata={
-            "help": "Domain or group ratios, e.g. 'math:1,puzzle:1'. Empty: the sources' natural proportions "
-            "(the study concatenated its files)."
-        },
-    )
-    n: int | None = field(
-        default=None,
-        metadata={
-            "help": (
-                "Prompts per epoch. Required when a mixed domain is generated; else the most the pools allow."
-            )
-        },
-    )
-    difficulty: dict[str, str] = field(
-        default_factory=dict,
-        metadata={"help": "Per-domain difficulty levels, e.g. {knights_knaves: '3-7', countdown: '3-4'}."},
-    )
-    curriculum: str = field(
-        default="none",
-        metadata={
-            "help": (
-                "none | difficulty (easy->hard by level: KK 3->7 people, "
-                "countdown 3->4 numbers) | relative "
-                "(each domain easy->hard over the same stretch). A curriculum is never shuffled."
-            )
-        },
-    )
     shuffle: bool | None = field(
         default=None,
         metadata={
             "help": "Reshuffle the prompts every epoch (veRL data.shuffle). Default: on, off for curricula."
         },
-    )
-    template: str = field(
-        default="r1-base",
-        metadata={
-            "help": (
-                "Prompt template: r1-base (the study's, for base models) | chat (instruct models) | plain."
-            )
-        },
-    )
-    lang: str = field(default="en", metadata={"help": "Prompt language: en | zh."})
-    seed: int = field(default=0, metadata={"help": "Seed of generated items and of per-epoch shuffles."})
-    allow_repeat: bool = field(
-        default=False,
-        metadata={"help": "Let a finite pool repeat items when its mixture share exceeds its size."},
     )
     val_sources: tuple[str, ...] = field(
         default=(),
@@ -171,16 +118,13 @@ class DataSettings:
     )
 
     def __post_init__(self) -> None:
-        if self.curriculum not in CURRICULA:
-            raise ValueError(f"data.curriculum must be one of {CURRICULA}, got {self.curriculum!r}")
+        super().__post_init__()
         if self.curriculum != "none" and self.shuffle:
             raise ValueError(
                 "data.shuffle=true contradicts a curriculum: curricula keep their easy->hard order"
             )
         if self.prompt_overflow not in ("error", "drop"):
             raise ValueError(f"data.prompt_overflow must be error or drop, got {self.prompt_overflow!r}")
-        if self.n is not None and self.n <= 0:
-            raise ValueError(f"data.n must be positive, got {self.n}")
 
     @property
     def shuffled(self) -> bool:
