@@ -15,7 +15,7 @@ import types
 import typing
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import yaml
@@ -113,6 +113,63 @@ class EvalSpec:
     def __post_init__(self) -> None:
         if self.score_workers <= 0:
             raise ValueError(f"score_workers must be positive, got {self.score_workers}")
+
+
+@dataclass(frozen=True)
+class EvalOptions(EvalSpec):
+    """Everything about a run that is not the model, the suites, the template or the sampling (the
+    shared evaluation vocabulary, EvalSpec, plus this runner's own)."""
+
+    lang: str = field(default="en", metadata={"help": "Template and instruction language (en | zh)."})
+    reward: RewardConfig | None = field(
+        default=None,
+        metadata={
+            "help": "Reward config for `score` (default: each domain's); accuracy is always all-or-nothing."
+        },
+    )
+    cache_dir: str | None = field(default=None, metadata={"help": "Cache folder (default: <out_dir>/cache)."})
+    ks: tuple[int, ...] = field(default=(), metadata={"help": "pass@k values (default: 1, 2, 4, ... n)."})
+    progress: bool = field(default=True, metadata={"help": "Show a progress bar on stderr."})
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How responses are sampled. Every field is part of the cache key: change one, recompute."""
+
+    n: int = field(default=1, metadata={"help": "Samples per prompt (pass@k needs k <= n)."})
+    temperature: float = field(default=0.0, metadata={"help": "0 means greedy decoding."})
+    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass (ignored when greedy)."})
+    max_new_tokens: int = field(default=1024, metadata={"help": "Longest response, in tokens."})
+    seed: int = field(
+        default=0, metadata={"help": "Sampling seed (batches and requests derive theirs from it)."}
+    )
+    stop: tuple[str, ...] = field(
+        default=(),
+        metadata={"help": "Extra stop strings (cut, not included); generation always stops at EOS."},
+    )
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise ValueError(f"n must be >= 1, got {self.n}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.temperature == 0 and self.n > 1:
+            # Greedy decoding gives n copies of the same response: pass@k would be meaningless.
+            raise ValueError("n > 1 needs temperature > 0 (greedy decoding repeats one response)")
+        object.__setattr__(self, "stop", tuple(self.stop))
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["stop"] = list(self.stop)
+        return data
 
 
 def field_help(cls: type, name: str) -> str:

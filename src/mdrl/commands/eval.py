@@ -4,11 +4,16 @@ OpenAI protocol, list suites."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import List, Optional
 
 import typer
+
+from mdrl.specs import EvalOptions, EvalSpec, RewardSpec, SamplingConfig, field_help
+
+log = logging.getLogger(__name__)
 
 app = typer.Typer(rich_markup_mode=None, 
     add_completion=False,
@@ -30,35 +35,30 @@ def run(
         ...,
         "--suite",
         "-s",
-        help="Repeatable. math500 | aime24 | countdown | kk | zebra | humaneval | mbpp | "
-        "leetcode | taco, NAME=PATH for your own copy, or gen:DOMAIN:LEVELS[:N[:SEED]].",
+        help="Repeatable. A domain's suite (mdrl eval suites lists them), NAME=PATH for your own copy, "
+        "or gen:DOMAIN[:LEVELS[:N[:SEED]]].",
     ),
     backend: str = typer.Option("hf", "--backend", "-b", help="hf | openai | vllm."),
     template: str = typer.Option(
-        "r1-base", "--template", "-t", help="r1-base | chat | plain (or a comma list)."
+        "r1-base", "--template", "-t", help="r1-base | chat | plain, or a comma list to evaluate each model "
+        "under each, e.g. r1-base,chat,plain."
     ),
-    template_grid: Optional[str] = typer.Option(
-        None,
-        "--template-grid",
-        help="Comma list of templates to evaluate each model under, e.g. "
-        "r1-base,chat,plain (overrides --template).",
-    ),
-    lang: str = typer.Option("en", "--lang", help="en | zh."),
-    n: int = typer.Option(1, "--n", help="Samples per prompt."),
-    temperature: float = typer.Option(0.0, "--temperature", help="0 = greedy."),
-    top_p: float = typer.Option(1.0, "--top-p"),
-    max_new_tokens: int = typer.Option(1024, "--max-new-tokens"),
-    seed: int = typer.Option(0, "--seed", help="Sampling seed."),
-    stop: Optional[List[str]] = typer.Option(None, "--stop", help="Repeatable extra stop string."),
-    k: Optional[List[int]] = typer.Option(None, "--k", help="Repeatable pass@k (default 1, 2, 4, ... n)."),
+    template_grid: Optional[str] = typer.Option(None, "--template-grid", hidden=True,
+                                                help="Deprecated: --template a,b does the same."),
+    lang: str = typer.Option("en", "--lang", help=field_help(EvalOptions, "lang")),
+    n: int = typer.Option(1, "--n", help=field_help(SamplingConfig, "n")),
+    temperature: float = typer.Option(0.0, "--temperature", help=field_help(SamplingConfig, "temperature")),
+    top_p: float = typer.Option(1.0, "--top-p", help=field_help(SamplingConfig, "top_p")),
+    max_new_tokens: int = typer.Option(1024, "--max-new-tokens", help=field_help(SamplingConfig, "max_new_tokens")),
+    seed: int = typer.Option(0, "--seed", help=field_help(SamplingConfig, "seed")),
+    stop: Optional[List[str]] = typer.Option(None, "--stop", help="Repeatable. " + field_help(SamplingConfig, "stop")),
+    k: Optional[List[int]] = typer.Option(None, "--k", help="Repeatable. " + field_help(EvalOptions, "ks")),
     out: Path = typer.Option(Path("eval_out"), "--out", "-o", help="Output folder."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Cache folder (default OUT/cache)."),
-    data_root: Optional[Path] = typer.Option(
-        None, "--data-root", help="Folder with paper/ and mbpp/ (default $MDRL_DATA or ../shared/data)."
-    ),
-    limit: Optional[int] = typer.Option(None, "--limit", help="At most N items per suite, spread evenly."),
-    gen_n: int = typer.Option(100, "--gen-n", help="Items per generated suite."),
-    gen_seed: Optional[int] = typer.Option(None, "--gen-seed", help="Seed of generated suites."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help=field_help(EvalOptions, "cache_dir")),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help=field_help(EvalSpec, "data_root")),
+    limit: Optional[int] = typer.Option(None, "--limit", help=field_help(EvalSpec, "limit")),
+    gen_n: Optional[int] = typer.Option(None, "--gen-n", help=field_help(EvalSpec, "gen_n")),
+    gen_seed: Optional[int] = typer.Option(None, "--gen-seed", help=field_help(EvalSpec, "gen_seed")),
     batch_size: Optional[int] = typer.Option(
         None, "--batch-size", help="hf: sequences per forward batch (default 16); vllm: prompts per call."
     ),
@@ -92,17 +92,16 @@ def run(
         "serving a tokenizer that marks <think>/<answer> as special tokens.",
     ),
     reward: Optional[str] = typer.Option(
-        None, "--reward", help="binary | proportional for the score column."
-    ),
-    score_workers: int = typer.Option(4, "--score-workers", help="Scoring threads."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr."),
+        None, "--reward", help="For the score column: " + field_help(RewardSpec, "mode")),
+    score_workers: int = typer.Option(4, "--score-workers", help=field_help(EvalSpec, "score_workers")),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help=field_help(EvalOptions, "progress")),
 ) -> None:
     """Evaluate models x templates x suites; write OUT/summary.json, OUT/report.md and per-sample JSONL."""
-    from mdrl.eval.runner import EvalOptions, evaluate
-    from mdrl.eval.suites import DEFAULT_GEN_SEED
-    from mdrl.eval.types import SamplingConfig
-    from mdrl.verify.shaping import RewardConfig
+    from mdrl.eval.runner import evaluate
 
+    if template_grid:
+        log.warning("--template-grid is deprecated: --template %s does the same", template_grid)
+        template = template_grid
     try:
         sampling = SamplingConfig(
             n=n,
@@ -117,8 +116,8 @@ def run(
             data_root=str(data_root) if data_root else None,
             limit=limit,
             gen_n=gen_n,
-            gen_seed=DEFAULT_GEN_SEED if gen_seed is None else gen_seed,
-            reward=RewardConfig(mode=reward) if reward else None,
+            gen_seed=gen_seed,
+            reward=RewardSpec(mode=reward) if reward else None,
             score_workers=score_workers,
             cache_dir=str(cache_dir) if cache_dir else None,
             ks=tuple(k or ()),
@@ -155,7 +154,7 @@ def run(
         summary = evaluate(
             model,
             suite,
-            template_grid or template,
+            template,
             sampling,
             out,
             backend=backend,

@@ -18,45 +18,19 @@ import logging
 import re
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
+from mdrl.specs import EvalOptions  # noqa: F401  (re-exported: mdrl.eval.EvalOptions)
 from mdrl.eval.cache import ResultCache
 from mdrl.eval.metrics import aggregate
 from mdrl.eval.scoring import Scorer
-from mdrl.eval.suites import DEFAULT_GEN_N, DEFAULT_GEN_SEED, EvalItem, Suite, load_suite, user_message
+from mdrl.eval.suites import EvalItem, Suite, load_suite, user_message
 from mdrl.eval.types import Backend, GenRequest, SamplingConfig
 from mdrl.templates import Template
-from mdrl.verify.shaping import RewardConfig
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EvalOptions:
-    """Everything about a run that is not the model, the suites, the template or the sampling."""
-
-    lang: str = field(default="en", metadata={"help": "Template and instruction language (en | zh)."})
-    data_root: str | None = field(
-        default=None,
-        metadata={"help": "Folder holding paper/ and mbpp/ (default: $MDRL_DATA, else ../shared/data)."},
-    )
-    limit: int | None = field(
-        default=None, metadata={"help": "At most this many items per suite, spread evenly over the suite."}
-    )
-    gen_n: int = field(default=DEFAULT_GEN_N, metadata={"help": "Items of a generated suite (gen:...)."})
-    gen_seed: int = field(default=DEFAULT_GEN_SEED, metadata={"help": "Seed of generated suites."})
-    reward: RewardConfig | None = field(
-        default=None,
-        metadata={
-            "help": "Reward config for `score` (default: each domain's); accuracy is always all-or-nothing."
-        },
-    )
-    score_workers: int = field(default=4, metadata={"help": "Threads that score (code runs in the sandbox)."})
-    cache_dir: str | None = field(default=None, metadata={"help": "Cache folder (default: <out_dir>/cache)."})
-    ks: tuple[int, ...] = field(default=(), metadata={"help": "pass@k values (default: 1, 2, 4, ... n)."})
-    progress: bool = field(default=True, metadata={"help": "Show a progress bar on stderr."})
 
 
 def _slug(text: str) -> str:

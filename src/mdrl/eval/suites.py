@@ -151,8 +151,8 @@ def load_suite(
     spec: str,
     root: str | Path | None = None,
     limit: int | None = None,
-    gen_n: int = DEFAULT_GEN_N,
-    gen_seed: int = DEFAULT_GEN_SEED,
+    gen_n: int | None = None,
+    gen_seed: int | None = None,
     lang: str = "en",
 ) -> Suite:
     """Resolve a suite spec (see the module docstring) into its items.
@@ -164,7 +164,8 @@ def load_suite(
     if is_generated(name):
         if path is not None:
             raise ValueError(f"generated suite {spec!r} takes no path")
-        suite = _generated_suite(name, gen_n, gen_seed, lang)
+        suite = _generated_suite(name, DEFAULT_GEN_N if gen_n is None else gen_n,
+                                 DEFAULT_GEN_SEED if gen_seed is None else gen_seed, lang)
         return replace(suite, items=tuple(_spread(suite.items, limit)))
     found = find_suite(name)
     if found is None:

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from mdrl.plain import plain
-from mdrl.specs import deep_merge
+from mdrl.specs import EvalSpec, deep_merge
 
 MODEL_KINDS = ("base", "instruct")
 #: The template a model is trained and evaluated with when the grid says `auto`.
@@ -282,23 +282,20 @@ def _source_text(spec: Any) -> str:
 
 
 @dataclass(frozen=True)
-class EvalSettings:
-    """How every model (starting and trained) is evaluated, via mdrl.eval.evaluate."""
+class EvalSettings(EvalSpec):
+    """How every model (starting and trained) is evaluated, via mdrl.eval.evaluate (the shared
+    evaluation vocabulary, EvalSpec, plus the backend and sampling a study fixes)."""
 
     backend: str = field(default="hf", metadata={"help": "hf | openai | vllm."})
     backend_options: Mapping[str, Any] = field(default_factory=dict, metadata={
         "help": "Passed to the backend (batch_size, device, dtype, ...)."})
     sampling: Mapping[str, Any] = field(default_factory=dict, metadata={
         "help": "mdrl.eval.SamplingConfig fields (n, temperature, top_p, max_new_tokens, seed)."})
-    limit: int | None = field(default=None, metadata={"help": "At most this many items per suite."})
-    gen_n: int | None = field(default=None, metadata={"help": "Items of a generated suite (gen:...)."})
-    gen_seed: int | None = field(default=None, metadata={"help": "Seed of generated suites."})
-    data_root: str | None = field(default=None, metadata={"help": "Folder holding paper/ and mbpp/."})
-    score_workers: int = field(default=4, metadata={"help": "Scoring threads."})
     metric: str = field(default="accuracy", metadata={
         "help": "The suite metric the tables report (accuracy = mean@n; pass@1, acc_strict, ...)."})
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         from mdrl.eval.types import SamplingConfig
 
         known = {f.name for f in fields(SamplingConfig)}

@@ -34,11 +34,11 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from mdrl.specs import deep_merge
+from mdrl.specs import EvalSpec, deep_merge
 from mdrl.study.config import Baseline, Cell, ModelSpec, StudyConfig, config_hash
 from mdrl.study.files import read_json, write_json_atomic
 
@@ -112,16 +112,12 @@ class MdrlCellRunner:
         from mdrl.templates import Template
 
         settings = self.config.eval
-        options: dict[str, Any] = {"lang": lang, "data_root": settings.data_root, "limit": settings.limit,
-                                   "score_workers": settings.score_workers, "progress": self.progress}
-        if settings.gen_n is not None:
-            options["gen_n"] = settings.gen_n
-        if settings.gen_seed is not None:
-            options["gen_seed"] = settings.gen_seed
+        shared = {f.name: getattr(settings, f.name) for f in fields(EvalSpec)}
+        options = EvalOptions(**shared, lang=lang, progress=self.progress)
         summary = evaluate(model_path, list(suites), template=Template(template, lang),
                            sampling=SamplingConfig(**dict(settings.sampling)), out_dir=work_dir,
                            backend=settings.backend, backend_options=dict(settings.backend_options),
-                           options=EvalOptions(**options))
+                           options=options)
         return scores_from_summary(summary, suites)
 
 
