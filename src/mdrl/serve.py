@@ -207,7 +207,7 @@ def parse_item(index: int, raw: Any) -> Item:
 
 def parse_reward(request_reward: Any, default: Mapping[str, Any] | None) -> RewardConfig | None:
     """Request options over the server's defaults. A partial spec fills the rest from RewardConfig's
-    defaults, exactly as `compute_score(reward=...)` and `mdrl score --reward/--format-reward` do;
+    defaults, exactly as `compute_score(reward=...)` and `mdrl score --reward/--format-weight` do;
     no options at all means each domain's default."""
     if request_reward is not None and not isinstance(request_reward, dict):
         raise RequestError(422, f"reward must be an object like {{\"mode\": \"binary\", \"format_weight\": 0.0}}, "

@@ -172,6 +172,20 @@ class SamplingConfig:
         return data
 
 
+def reward_overrides(mode: str | None, format_weight: float | None,
+                     format_reward: float | None = None) -> dict[str, Any]:
+    """The RewardSpec fields a command line sets (`--reward`, `--format-weight`); `--format-reward` is
+    the old spelling of `--format-weight`."""
+    if format_reward is not None:
+        message = "--format-reward is deprecated: write --format-weight"
+        warnings.warn(message, DeprecationWarning, stacklevel=2)
+        log.warning(message)
+        if format_weight is not None:
+            raise ValueError("give --format-weight only (its old spelling --format-reward is given too)")
+        format_weight = format_reward
+    return {key: value for key, value in (("mode", mode), ("format_weight", format_weight)) if value is not None}
+
+
 def field_help(cls: type, name: str) -> str:
     """The help text a settings class declares for one field (CLI options read theirs from here)."""
     for item in dataclasses.fields(cls):

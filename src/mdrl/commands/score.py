@@ -13,6 +13,7 @@ from typing import Any, BinaryIO, Optional
 import typer
 
 from mdrl.reward import compute_score
+from mdrl.specs import RewardSpec, field_help, reward_overrides
 from mdrl.verify.result import VerifierUnavailable
 from mdrl.verify.shaping import RewardConfig
 
@@ -85,10 +86,11 @@ def bad_line_result(where: str, lineno: int, message: str) -> dict[str, Any]:
 def score(
     input: Optional[Path] = typer.Option(None, "--input", "-i", help="JSONL file; stdin when omitted."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="JSONL file; stdout when omitted."),
-    reward: Optional[str] = typer.Option(None, "--reward",
-                                         help="binary | proportional (default: per domain)."),
-    format_reward: Optional[float] = typer.Option(None, "--format-reward",
-                                                  help="Weight W of the format reward."),
+    reward: Optional[str] = typer.Option(None, "--reward", help="Default: each domain's own. "
+                                         + field_help(RewardSpec, "mode")),
+    format_weight: Optional[float] = typer.Option(None, "--format-weight", help=field_help(RewardSpec, "format_weight")),
+    format_reward: Optional[float] = typer.Option(None, "--format-reward", hidden=True,
+                                                  help="Deprecated spelling of --format-weight."),
     on_error: OnError = typer.Option(
         OnError.cont, "--on-error",
         help="A line that cannot be scored (bad JSON, blank, unknown data_source, malformed ground "
@@ -97,8 +99,11 @@ def score(
 ) -> None:
     """Score JSONL lines of {data_source, solution_str, ground_truth, extra_info?}; one JSON line out
     per input line, in order. Exit status 1 when any line could not be scored."""
-    overrides = {k: v for k, v in (("mode", reward), ("format_weight", format_reward)) if v is not None}
-    config = RewardConfig(**overrides) if overrides else None
+    try:
+        overrides = reward_overrides(reward, format_weight, format_reward)
+        config = RewardConfig(**overrides) if overrides else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     source = input.open("rb") if input else sys.stdin.buffer
     sink = output.open("w", encoding="utf-8") if output else sys.stdout
     where = str(input) if input else "<stdin>"

@@ -6,6 +6,8 @@ import ipaddress
 
 import typer
 
+from mdrl.specs import RewardSpec, field_help, reward_overrides
+
 
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
@@ -28,8 +30,12 @@ def serve(
     chunk_size: int = typer.Option(0, "--chunk-size", help="Items per task sent to a scoring process; 0 = auto."),
     data_source: str | None = typer.Option(None, "--data-source",
                                               help="Default data_source for OpenRLHF labels holding a bare ground truth."),
-    reward: str | None = typer.Option(None, "--reward", help="Default reward mode: binary | proportional."),
-    format_reward: float | None = typer.Option(None, "--format-reward", help="Default format reward weight W."),
+    reward: str | None = typer.Option(None, "--reward", help="For requests that send no reward: "
+                                      + field_help(RewardSpec, "mode")),
+    format_weight: float | None = typer.Option(None, "--format-weight", help="For requests that send no reward: "
+                                               + field_help(RewardSpec, "format_weight")),
+    format_reward: float | None = typer.Option(None, "--format-reward", hidden=True,
+                                               help="Deprecated spelling of --format-weight."),
     request_timeout: float = typer.Option(600.0, "--request-timeout",
                                           help="Seconds a request may take; rows not started by then are "
                                                "dropped (504)."),
@@ -40,8 +46,8 @@ def serve(
     from mdrl.serve import ServeConfig
     from mdrl.serve import serve as run_server
 
-    overrides = {k: v for k, v in (("mode", reward), ("format_weight", format_reward)) if v is not None}
     try:
+        overrides = reward_overrides(reward, format_weight, format_reward)
         config = ServeConfig(host=host, port=port, workers=workers, code_workers=code_workers,
                              http_workers=http_workers, max_batch=max_batch,
                              max_body_bytes=max(1, int(max_body_mb * (1 << 20))), chunk_size=chunk_size,

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from mdrl.plain import plain
-from mdrl.specs import EvalSpec, deep_merge
+from mdrl.specs import EvalSpec, RewardSpec, deep_merge, field_help
 
 MODEL_KINDS = ("base", "instruct")
 #: The template a model is trained and evaluated with when the grid says `auto`.
@@ -179,8 +179,8 @@ class RewardVariant:
 
     name: str = field(metadata={"help": "Label in tables and cell ids."})
     mode: str | None = field(default=None, metadata={
-        "help": "binary | proportional; None keeps each domain's default reward."})
-    format_weight: float = field(default=0.0, metadata={"help": "Weight of the separate format reward."})
+        "help": "None keeps each domain's own. " + field_help(RewardSpec, "mode")})
+    format_weight: float = field(default=0.0, metadata={"help": field_help(RewardSpec, "format_weight")})
 
     def __post_init__(self) -> None:
         if self.mode is not None or self.format_weight:

@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from mdrl.plain import plain
-from mdrl.specs import DataSpec, apply_overrides, build_settings, deep_merge
+from mdrl.specs import DataSpec, RewardSpec, apply_overrides, build_settings, deep_merge, field_help
 from mdrl.verify.shaping import RewardConfig
 
 ENGINES = ("trl", "verl")
@@ -136,19 +136,10 @@ class DataSettings(DataSpec):
 class RewardSettings:
     """How verdicts become rewards, per domain (the same knobs as `mdrl score`)."""
 
-    mode: str | None = field(
-        default=None,
-        metadata={"help": "binary | proportional for every domain; empty: each domain's default."},
-    )
-    format_weight: float | None = field(
-        default=None,
-        metadata={
-            "help": (
-                "Weight of the format reward for every domain (score = "
-                "(1-w)*task + w*format); empty: default."
-            )
-        },
-    )
+    mode: str | None = field(default=None, metadata={
+        "help": "For every domain (empty: each domain's own). " + field_help(RewardSpec, "mode")})
+    format_weight: float | None = field(default=None, metadata={
+        "help": "For every domain (empty: each domain's own). " + field_help(RewardSpec, "format_weight")})
     domains: dict[str, dict[str, Any]] = field(
         default_factory=dict,
         metadata={

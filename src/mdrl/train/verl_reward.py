@@ -44,7 +44,7 @@ def _configs_from_mapping(data: Any, where: str) -> dict[str, RewardConfig]:
     return {str(domain): RewardConfig.from_mapping(dict(options)) for domain, options in data.items()}
 
 
-def reward_configs(reward_config: str | Mapping[str, Any] | None) -> dict[str, RewardConfig]:
+def configs_from_kwargs(reward_config: str | Mapping[str, Any] | None) -> dict[str, RewardConfig]:
     """Per-domain reward configs from a JSON file path or a mapping (None: every domain's default)."""
     if reward_config is None:
         return {}
@@ -63,7 +63,7 @@ def compute_score(
 ) -> dict[str, Any]:
     """veRL's reward-function signature. Extra keyword arguments veRL adds are accepted and ignored."""
     domain = domain_for_source(data_source).name
-    reward = reward_configs(reward_config).get(domain)
+    reward = configs_from_kwargs(reward_config).get(domain)
     result = mdrl_compute_score(data_source, solution_str, ground_truth, extra_info, reward=reward)
     text = as_text(solution_str)
     fmt = result.get("format")

@@ -16,7 +16,8 @@ MAX_REASON_CHARS = 300
 
 @dataclass(frozen=True)
 class RewardConfig:
-    """How a verdict becomes a reward. The same knobs exist on the CLI (`--reward`, `--format-reward`)."""
+    """How a verdict becomes a reward (`mdrl.specs.RewardSpec`). The same knobs exist on the CLI
+    (`--reward`, `--format-weight`)."""
 
     mode: RewardMode = field(
         default="binary",
