@@ -74,6 +74,26 @@ class DataSpec:
         return parse_levels(self.difficulty.get(domain))
 
 
+@dataclass(frozen=True)
+class BuildSpec(DataSpec):
+    """A data set written to disk (`mdrl data build`): the data vocabulary plus the build's own settings."""
+
+    split: str = field(
+        default="train", metadata={"help": "Split name: the output file and extra_info.split."}
+    )
+    skip_bad_rows: bool = field(
+        default=False,
+        metadata={
+            "help": "Leave out malformed rows of file sources (logged, counted in the manifest) instead of "
+            "failing; a source's own on_error=skip does the same for that source."
+        },
+    )
+    ground_truth_format: str = field(
+        default="auto",
+        metadata={"help": "auto (native parquet structs when one shape, else JSON strings) | native | json."},
+    )
+
+
 def difficulty_map(value: Any) -> dict[str, str]:
     """Per-domain levels in their one form, {domain: "3-4"}, from a mapping, `DOMAIN=LEVELS` strings,
     (domain, levels) pairs, or one "a=1,b=2-3" string; every LEVELS is checked."""

@@ -9,6 +9,13 @@ from typing import Any, List, Optional
 
 import typer
 
+from mdrl.specs import BuildSpec, apply_overrides, field_help
+
+
+def _help(name: str) -> str:
+    return field_help(BuildSpec, name)
+
+
 app = typer.Typer(rich_markup_mode=None, 
     add_completion=False,
     no_args_is_help=True,
@@ -22,56 +29,25 @@ def build(
     out: Optional[Path] = typer.Option(
         None, "--out", "-o", help="Output folder (train.parquet, manifest.json)."
     ),
-    mix: Optional[str] = typer.Option(
-        None,
-        "--mix",
-        "-m",
-        help="Ratios over domains/groups, e.g. 'countdown:1,knights_knaves:1' or "
-        "'math:1,puzzle:1' (groups: math, code, puzzle).",
-    ),
-    source: Optional[List[str]] = typer.Option(
-        None,
-        "--source",
-        "-s",
-        help="Repeatable. paper:countdown | paper:kk/test | parquet:F | jsonl:F | hf:PATH?col.question=C | "
-        "mbpp | humaneval | countdown:3-4?n=100. Default: generate every mixed domain.",
-    ),
-    n: Optional[int] = typer.Option(None, "--n", "-n", help="Total number of items."),
-    difficulty: Optional[List[str]] = typer.Option(
-        None,
-        "--difficulty",
-        "-d",
-        help="Repeatable DOMAIN=LEVELS, e.g. countdown=3-4 or knights_knaves=3,5,7.",
-    ),
-    template: Optional[str] = typer.Option(
-        None, "--template", "-t", help="r1-base | chat | plain (default r1-base)."
-    ),
-    lang: Optional[str] = typer.Option(None, "--lang", help="en | zh (default en)."),
-    curriculum: Optional[bool] = typer.Option(
-        None, "--curriculum/--no-curriculum", help="Order easy -> hard (never shuffled)."
-    ),
-    curriculum_by: Optional[str] = typer.Option(
-        None,
-        "--curriculum-by",
-        help="difficulty (raw level) | relative (domains progress in step). Implies --curriculum.",
-    ),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of generators and draws (default 0)."),
-    split: Optional[str] = typer.Option(
-        None, "--split", help="Split name and output file stem (default train)."
-    ),
-    allow_repeat: Optional[bool] = typer.Option(
-        None,
-        "--allow-repeat/--no-allow-repeat",
-        help="Repeat items of a finite source that is short of its share.",
-    ),
-    skip_bad_rows: Optional[bool] = typer.Option(
-        None,
-        "--skip-bad-rows/--no-skip-bad-rows",
-        help="Leave out malformed rows of file sources (counted in the manifest) instead of failing.",
-    ),
-    ground_truth_format: Optional[str] = typer.Option(
-        None, "--ground-truth-format", help="auto | native | json (default auto)."
-    ),
+    mix: Optional[str] = typer.Option(None, "--mix", "-m", help=_help("mix")),
+    source: Optional[List[str]] = typer.Option(None, "--source", "-s", help="Repeatable. " + _help("sources")),
+    n: Optional[int] = typer.Option(None, "--n", "-n", help=_help("n")),
+    difficulty: Optional[List[str]] = typer.Option(None, "--difficulty", "-d",
+                                                   help="Repeatable. " + _help("difficulty")),
+    template: Optional[str] = typer.Option(None, "--template", "-t", help=_help("template")),
+    lang: Optional[str] = typer.Option(None, "--lang", help=_help("lang")),
+    curriculum: Optional[bool] = typer.Option(None, "--curriculum/--no-curriculum",
+                                              help="--curriculum: difficulty order (see --curriculum-by)."),
+    curriculum_by: Optional[str] = typer.Option(None, "--curriculum-by", help=_help("curriculum")),
+    seed: Optional[int] = typer.Option(None, "--seed", help=_help("seed")),
+    split: Optional[str] = typer.Option(None, "--split", help=_help("split")),
+    allow_repeat: Optional[bool] = typer.Option(None, "--allow-repeat/--no-allow-repeat", help=_help("allow_repeat")),
+    skip_bad_rows: Optional[bool] = typer.Option(None, "--skip-bad-rows/--no-skip-bad-rows",
+                                                 help=_help("skip_bad_rows")),
+    ground_truth_format: Optional[str] = typer.Option(None, "--ground-truth-format", help=_help("ground_truth_format")),
+    set_values: Optional[List[str]] = typer.Option(
+        None, "--set", help="Repeatable KEY=VALUE for any build setting (value read as YAML), e.g. "
+        "--set difficulty.countdown=3-4; later options win."),
     hf_dataset: bool = typer.Option(False, "--hf-dataset", help="Also save an HF Dataset under OUT/hf."),
     config: Optional[Path] = typer.Option(
         None,
@@ -115,6 +91,7 @@ def build(
     elif curriculum is not None:
         settings["curriculum"] = "difficulty" if curriculum else "none"
     try:
+        settings = apply_overrides(settings, set_values or [])
         build_config = BuildConfig.from_mapping(settings)
         result = build_dataset(build_config)
         paths = write_build(result, out, hf_dataset=hf_dataset)

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from mdrl.domains.base import DataError, Problem
-from mdrl.specs import DataSpec
+from mdrl.specs import BuildSpec
 from mdrl.domains.registry import all_domains, groups, is_domain
 from mdrl.data.curriculum import order_by_curriculum
-from mdrl.data.export import GroundTruthFormat, to_hf_dataset, write_verl_parquet
+from mdrl.data.export import to_hf_dataset, write_verl_parquet
 from mdrl.data.mixture import (
     expand_mix,
     format_mix,
@@ -44,24 +44,9 @@ MANIFEST_NAME = "manifest.json"
 
 
 @dataclass(frozen=True)
-class BuildConfig(DataSpec):
-    """Everything that decides a built data set (the shared data vocabulary, DataSpec, plus the build's
-    own); the manifest records it resolved. `sources` may be SourceSpecs or their one-line strings."""
-
-    split: str = field(
-        default="train", metadata={"help": "Split name: the output file and extra_info.split."}
-    )
-    skip_bad_rows: bool = field(
-        default=False,
-        metadata={
-            "help": "Leave out malformed rows of file sources (logged, counted in the manifest) instead of "
-            "failing; a source's own on_error=skip does the same for that source."
-        },
-    )
-    ground_truth_format: GroundTruthFormat = field(
-        default="auto",
-        metadata={"help": "auto (native parquet structs when one shape, else JSON strings) | native | json."},
-    )
+class BuildConfig(BuildSpec):
+    """Everything that decides a built data set (mdrl.specs.BuildSpec: the shared data vocabulary plus
+    the build's own); the manifest records it resolved. `sources` may be SourceSpecs or their strings."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
