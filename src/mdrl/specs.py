@@ -1,9 +1,10 @@
-"""One vocabulary for settings: what data to build (`DataSpec`), how verdicts become rewards
-(`RewardSpec`) and how models are evaluated (`EvalSpec`). Each field is declared and documented once,
-here; `data build`, `train`, `eval`, `study` and `serve` embed these classes (they extend them), and
-their CLI help and `--set KEY=VALUE` overrides are read from the field metadata (`field_help`,
-`apply_overrides`). Old spellings that users may have in YAML files or scripts keep working through
-`renamed`, with one deprecation warning each.
+"""One vocabulary for settings: what data to build (`DataSpec`, `BuildSpec`), how verdicts become
+rewards (`RewardSpec`), how models are evaluated (`EvalSpec`, `EvalOptions`, `SamplingConfig`). Each
+field is declared and documented once, here: `data build`, `train`, `eval` and `study` extend these
+classes (or take one field with `spec_field`), their CLI help is the field's (`field_help`), and
+`--set KEY=VALUE` overrides and typed YAML loading (`apply_overrides`, `build_settings`) are shared.
+Old command-line spellings (`--format-reward`, `--template-grid`, `generate:` sources) keep working
+with a deprecation warning.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import difflib
 import logging
 import types
 import typing
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -197,9 +197,7 @@ def reward_overrides(mode: str | None, format_weight: float | None,
     """The RewardSpec fields a command line sets (`--reward`, `--format-weight`); `--format-reward` is
     the old spelling of `--format-weight`."""
     if format_reward is not None:
-        message = "--format-reward is deprecated: write --format-weight"
-        warnings.warn(message, DeprecationWarning, stacklevel=2)
-        log.warning(message)
+        log.warning("--format-reward is deprecated: write --format-weight")
         if format_weight is not None:
             raise ValueError("give --format-weight only (its old spelling --format-reward is given too)")
         format_weight = format_reward
@@ -214,17 +212,15 @@ def field_help(cls: type, name: str) -> str:
     raise KeyError(f"{cls.__name__} has no field {name!r}")
 
 
-def renamed(values: Mapping[str, Any], old: str, new: str, where: str) -> dict[str, Any]:
-    """`values` with the deprecated key `old` moved to `new`, warning once per use."""
-    values = dict(values)
-    if old in values:
-        message = f"{where}: '{old}' is deprecated, write '{new}'"
-        warnings.warn(message, DeprecationWarning, stacklevel=3)
-        log.warning(message)
-        if new in values:
-            raise ValueError(f"{where}: give '{new}' only (its old name '{old}' is given too)")
-        values[new] = values.pop(old)
-    return values
+def spec_field(cls: type, name: str) -> Any:
+    """A field declared as `cls` declares it (default and help), for a settings class that takes one
+    setting of a spec without extending it (a study's data section takes `n` and `difficulty`)."""
+    for item in dataclasses.fields(cls):
+        if item.name == name:
+            if item.default_factory is not dataclasses.MISSING:
+                return field(default_factory=item.default_factory, metadata=item.metadata)
+            return field(default=item.default, metadata=item.metadata)
+    raise KeyError(f"{cls.__name__} has no field {name!r}")
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:

@@ -47,6 +47,9 @@ def study(
                                 help="Jobs run at once, each in its own process (CPU studies: one per core)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar with ETA on stderr."),
     list_presets: bool = typer.Option(False, "--list-presets", help="List the packaged study presets."),
+    set_values: list[str] | None = typer.Option(
+        None, "--set", help="Repeatable KEY=VALUE over the study config (value read as YAML), e.g. "
+        "--set eval.limit=50 or --set 'seeds=[1, 2]'."),
 ) -> None:
     """Run a study grid (resumable): train every cell, evaluate every model on every suite, write the
     tables, the synergy matrix, plots and an HTML report. Finished cells are skipped on a re-run."""
@@ -61,8 +64,8 @@ def study(
         raise typer.BadParameter("give exactly one of --config or --preset")
     path = config if config is not None else preset_path(str(preset))
     try:
-        study_config = StudyConfig.from_yaml(path)
-    except StudyConfigError as exc:
+        study_config = StudyConfig.from_yaml(path, set_values or ())
+    except (StudyConfigError, ValueError) as exc:
         raise typer.BadParameter(str(exc)) from None
     out_dir = out or Path("runs") / f"study-{study_config.name}"
     try:

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from mdrl.plain import plain
-from mdrl.specs import EvalSpec, RewardSpec, deep_merge, field_help
+from mdrl.specs import DataSpec, EvalSpec, RewardSpec, apply_overrides, deep_merge, field_help, spec_field
 
 MODEL_KINDS = ("base", "instruct")
 #: The template a model is trained and evaluated with when the grid says `auto`.
@@ -225,10 +225,8 @@ class DataSettings:
     weighting: str = field(default="equal", metadata={
         "help": "equal: mixture weights as written (mix=key:w,...); natural: the selected sources' own "
                 "sizes, as the study concatenated whole training files."})
-    n: int | None = field(default=None, metadata={
-        "help": "Training prompts per cell (required for generated data; None = all the sources give)."})
-    difficulty: Mapping[str, Any] = field(default_factory=dict, metadata={
-        "help": "Per-domain levels, e.g. {countdown: 3-4, knights_knaves: 3-7}."})
+    n: int | None = spec_field(DataSpec, "n")
+    difficulty: Mapping[str, Any] = spec_field(DataSpec, "difficulty")
     extra: Mapping[str, Any] = field(default_factory=dict, metadata={
         "help": "Further mdrl.train data settings (allow_repeat, val_sources, val_n, ...), verbatim."})
 
@@ -472,7 +470,8 @@ class StudyConfig:
         return cls(**values)
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> StudyConfig:
+    def from_yaml(cls, path: str | Path, overrides: Sequence[str] = ()) -> StudyConfig:
+        """The study of a YAML file, with dotted KEY=VALUE overrides (e.g. eval.limit=50) applied."""
         import yaml
 
         path = Path(path)
@@ -481,6 +480,10 @@ class StudyConfig:
         except yaml.YAMLError as exc:
             raise StudyConfigError(f"{path}: not valid YAML: {exc}") from None
         try:
+            if overrides:
+                if not isinstance(data, Mapping):
+                    raise StudyConfigError("a study config must be a mapping")
+                data = apply_overrides(data, overrides)
             return cls.from_mapping(data)
         except StudyConfigError as exc:
             raise StudyConfigError(f"{path}: {exc}") from None
