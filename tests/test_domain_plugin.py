@@ -198,3 +198,38 @@ def test_no_module_outside_the_domains_lists_domains_by_name():
             if len(named) >= 2:
                 found.append(f"{path.relative_to(package)}:{node.lineno} {sorted(named)}")
     assert not found, found
+
+
+def test_the_veRL_reward_module_and_the_server_see_the_plugin(plugin, tmp_path):
+    import signal
+    import threading
+
+    import httpx
+
+    env = {**os.environ, "PYTHONPATH": str(plugin), "PYTHONUNBUFFERED": "1"}
+    env.pop("MDRL_DOMAINS", None)
+    code = ("from mdrl.train.verl_reward import compute_score\n"
+            "print(compute_score('unit_conversion', '<answer>7000</answer>', '7000')['score'])")
+    verl = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert verl.stdout.strip() == "1.0", verl.stderr
+
+    proc = subprocess.Popen([sys.executable, "-m", "mdrl", "serve", "--port", "0", "--workers", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        banner: list[str] = []
+        reader = threading.Thread(target=lambda: banner.append(proc.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(120)
+        url = banner[0].split()[-1]
+        items = [{"data_source": "units", "solution_str": "<answer>7000</answer>", "ground_truth": "7000"},
+                 {"data_source": "units", "solution_str": "<answer>70</answer>", "ground_truth": "7000"}]
+        response = httpx.post(f"{url}/score", json=items, timeout=120)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        rows = body["results"] if isinstance(body, dict) else body
+        assert [row["score"] for row in rows] == [1.0, 0.0]
+        assert "units" in json.dumps(httpx.get(f"{url}/domains", timeout=30).json())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        proc.stdout.close()
