@@ -134,3 +134,13 @@ def test_a_tiny_world_study_cell_trains_on_a_mixture_with_a_reasoning_gym_task(t
     assert {"rg:basic_arithmetic", "knights_knaves"} <= {d for row in consumed for d in row["domains"]}
     results = json.loads((out / "results.json").read_text())
     assert "gen:rg:basic_arithmetic:1:8:7" in results["suites"]
+
+
+def test_used_members_route_but_stay_out_of_the_listings():
+    """What all_domains() and known_sources() list must not depend on which members a process used
+    (the tiny model's tokenizer corpus and the server's /domains read them)."""
+    from mdrl.domains import all_domains, domain_for_source, known_sources
+
+    generate("rg:lcm", 1)
+    assert domain_for_source("rg:lcm").name == "rg:lcm"
+    assert "rg:lcm" not in all_domains() and "rg:lcm" not in known_sources()

@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 
 from mdrl.domains.base import DataError, Problem
 from mdrl.specs import BuildSpec
-from mdrl.domains.registry import all_domains, groups, is_domain
+from mdrl.domains.registry import all_domains, domains_named, groups
 from mdrl.data.curriculum import order_by_curriculum
 from mdrl.data.export import to_hf_dataset, write_verl_parquet
 from mdrl.data.mixture import (
@@ -228,9 +228,7 @@ def _drawn_domains(mix: str, domains: Mapping[str, Any]) -> set[str]:
 def build_dataset(config: BuildConfig) -> BuildResult:
     """Build the ordered problems of `config` (see the module doc for where items come from)."""
     sources = _resolve_sources(config)
-    for key, _ in parse_mix(config.mix) if config.mix else ():
-        is_domain(key)  # makes the family members (rg:<task>) the mix names
-    domains = all_domains()
+    domains = domains_named(key for key, _ in parse_mix(config.mix)) if config.mix else all_domains()
     pools: dict[str, list[Problem]] = {}
     generators: dict[str, SourceSpec] = {}
     skipped: list[str] = []

@@ -12,7 +12,7 @@ import math
 from typing import Hashable, Iterable, Mapping, Sequence, TypeVar
 
 from mdrl.domains.base import Domain
-from mdrl.domains.registry import all_domains, families, groups, is_domain
+from mdrl.domains.registry import domains_named, families, groups
 
 K = TypeVar("K", bound=Hashable)
 
@@ -65,10 +65,7 @@ def expand_mix(
 ) -> list[tuple[str, float, list[str]]]:
     """(key, weight, member domains) for each mixture key; see `resolve_mix` for the rules."""
     pairs = parse_mix(mix)
-    if domains is None:
-        [is_domain(key) for key, _ in pairs]  # makes family members (rg:<task>) the mix names
-        domains = all_domains()
-    domains = dict(domains)
+    domains = dict(domains_named(key for key, _ in pairs) if domains is None else domains)
     known_groups = set(groups()) | {domain.group for domain in domains.values()}
     usable = set(usable)
     named = {key for key, _ in pairs if key in domains}

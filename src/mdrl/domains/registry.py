@@ -42,6 +42,9 @@ class Family:
 
 
 _FAMILIES: dict[str, Family] = {}
+#: Family members made so far: routed like any domain, but left out of the listings, so what
+#: all_domains() and known_sources() show never depends on which members this process happened to use.
+_MADE: set[str] = set()
 _PLUGIN_ERRORS: list[str] = []
 _loaded_plugins: set[str] = set()
 
@@ -84,6 +87,7 @@ def _from_family(name: str) -> Domain | None:
     domain = family.make(member)  # raises KeyError naming the family's members on a typo
     if domain.name != name:
         raise ValueError(f"family {prefix!r} made domain {domain.name!r} for {name!r}")
+    _MADE.add(name)
     return register_domain(domain)
 
 
@@ -129,9 +133,19 @@ def is_domain(name: str) -> bool:
 
 
 def all_domains() -> dict[str, Domain]:
-    """The registered domains (family members only once used)."""
+    """The declared domains: built-in and plug-in ones (family members are made on demand and not listed;
+    see `domains_named`)."""
     _ensure_loaded()
-    return dict(_DOMAINS)
+    return {name: domain for name, domain in _DOMAINS.items() if name not in _MADE}
+
+
+def domains_named(keys: Iterable[str]) -> dict[str, Domain]:
+    """all_domains() plus the family members among `keys` (a mixture's keys), made if need be."""
+    domains = all_domains()
+    for key in keys:
+        if key not in domains and ":" in key and is_domain(key):
+            domains[key] = get_domain(key)
+    return domains
 
 
 def families() -> dict[str, Family]:
@@ -146,7 +160,7 @@ def groups() -> list[str]:
 
 def known_sources() -> list[str]:
     _ensure_loaded()
-    return sorted(_SOURCES)
+    return sorted(source for source, name in _SOURCES.items() if name not in _MADE)
 
 
 def find_suite(name: str) -> tuple[Domain, SuiteDef] | None:

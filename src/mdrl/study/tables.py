@@ -53,15 +53,14 @@ def suite_domain(suite: str, overrides: Mapping[str, str] | None = None) -> str 
 
 def key_suites(key: str, suites: Sequence[str], overrides: Mapping[str, str] | None = None) -> list[str]:
     """A mixture key's own suites: those testing the key's domain, or a domain of the key's group."""
-    from mdrl.domains.registry import all_domains
+    from mdrl.domains.registry import get_domain, is_domain
 
-    domains = all_domains()
     own = []
     for suite in suites:
         domain = suite_domain(suite, overrides)
         if domain is None:
             continue
-        group = domains[domain].group if domain in domains else None
+        group = get_domain(domain).group if is_domain(domain) else None
         if key in (domain, group):
             own.append(suite)
     return own
