@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from mdrl.cli import app
 from mdrl.data.build import BuildConfig
 from mdrl.eval.runner import EvalOptions
-from mdrl.specs import BuildSpec, DataSpec, EvalSpec, RewardSpec, SamplingConfig, difficulty_map, field_help
+from mdrl.specs import (BuildSpec, DataSpec, EvalSpec, RewardSpec, SamplingConfig, ServeConfig, difficulty_map,
+                        field_help)
 from mdrl.study.config import DataSettings as StudyData
 from mdrl.study.config import EvalSettings as StudyEval
 from mdrl.study.config import RewardVariant
@@ -62,6 +63,7 @@ def _flat(text: str) -> str:
     (["eval", "run"], EvalSpec, ("limit", "gen_n", "data_root", "score_workers")),
     (["eval", "run"], SamplingConfig, ("temperature", "top_p", "max_new_tokens")),
     (["score"], RewardSpec, ("format_weight",)),
+    (["serve"], ServeConfig, ("host", "chunk_size", "request_timeout_s", "data_source")),
 ])
 def test_cli_help_is_the_field_help(command, cls, names):
     shown = _flat(runner.invoke(app, [*command, "--help"], terminal_width=10_000).output)

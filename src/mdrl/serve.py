@@ -43,7 +43,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -53,89 +53,20 @@ from mdrl import __version__
 from mdrl.domains.base import DataError, Domain
 from mdrl.domains.registry import all_domains, domain_for_source, known_sources
 from mdrl.reward import compute_score
+from mdrl.specs import SANDBOX_WORKERS_ENV, ServeConfig
 from mdrl.verify.shaping import RewardConfig
 
 log = logging.getLogger(__name__)
 
 #: Environment variable carrying the config (JSON) to uvicorn worker processes (`--http-workers` > 1).
 CONFIG_ENV = "MDRL_SERVE_CONFIG"
-#: The code domain sizes its sandbox from this variable; the server sets it to match `code_workers`.
-SANDBOX_WORKERS_ENV = "MDRL_SANDBOX_WORKERS"
 ITEM_FIELDS = ("data_source", "solution_str", "ground_truth", "extra_info")
-_MIB = 1 << 20
 #: Idle keep-alive connections are closed after this long. Longer than clients' own idle expiry (httpx
 #: and aiohttp: 5 s, uvicorn's default too), so a pooled connection is never closed by the server at the
 #: moment the client reuses it (the client would see a ReadError on a healthy server).
 KEEP_ALIVE_S = 65
 
 
-@dataclass(frozen=True)
-class ServeConfig:
-    """Settings of the reward server; the same fields are `mdrl serve` options."""
-
-    host: str = field(default="127.0.0.1", metadata={
-        "help": "Interface to bind. Loopback by default; 0.0.0.0 exposes an unauthenticated scorer."})
-    port: int = field(default=8000, metadata={"help": "TCP port; 0 picks a free one (printed at start)."})
-    workers: int = field(default=0, metadata={
-        "help": "Scoring processes (in total, over all HTTP workers); 0 = one per CPU core."})
-    code_workers: int = field(default=0, metadata={
-        "help": "Code rows run at once: threads of the server, each driving one of the sandbox's fork "
-                "servers (MDRL_SANDBOX_WORKERS is set to match); 0 = $MDRL_SANDBOX_WORKERS, else half "
-                "the cores."})
-    http_workers: int = field(default=1, metadata={
-        "help": "uvicorn worker processes (each parses JSON and owns a share of the scoring processes)."})
-    max_batch: int = field(default=4096, metadata={"help": "Most items in one request (413 above)."})
-    max_body_bytes: int = field(default=64 * _MIB, metadata={"help": "Largest request body (413 above)."})
-    chunk_size: int = field(default=0, metadata={
-        "help": "Rows per task sent to a scoring process; 0 = adaptive: the queued rows (of all requests) "
-                "cut into about four tasks per process, 1 to 256 rows each."})
-    data_source: str | None = field(default=None, metadata={
-        "help": "Default data_source for OpenRLHF labels that carry the bare ground truth."})
-    reward: Mapping[str, Any] | None = field(default=None, metadata={
-        "help": "Default reward options ({mode, format_weight}) for requests that send none; "
-                "None = each domain's default."})
-    request_timeout_s: float = field(default=600.0, metadata={
-        "help": "Deadline of a request: rows not started by then are dropped and the request gets a 504. "
-                "A client may ask for a shorter one with the X-Mdrl-Deadline-S header."})
-    log_level: str = field(default="warning", metadata={"help": "uvicorn log level."})
-    access_log: bool = field(default=False, metadata={"help": "Log every request (costs throughput)."})
-
-    def __post_init__(self) -> None:
-        for name in ("workers", "code_workers", "chunk_size", "port"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("http_workers", "max_batch", "max_body_bytes"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.request_timeout_s > 0:
-            raise ValueError(f"request_timeout_s must be > 0, got {self.request_timeout_s}")
-        if self.data_source is not None:
-            domain_for_source(self.data_source)  # KeyError listing the known ones
-        if self.reward is not None:
-            RewardConfig.from_mapping(dict(self.reward))
-
-    @property
-    def scoring_processes(self) -> int:
-        """Scoring processes per HTTP worker: the total is shared, so N HTTP workers do not make N pools."""
-        total = self.workers or os.cpu_count() or 1
-        return max(1, total // self.http_workers)
-
-    @property
-    def code_concurrency(self) -> int:
-        """Sandbox fork servers (and threads feeding them) per HTTP worker."""
-        from_env = os.environ.get(SANDBOX_WORKERS_ENV, "").strip()
-        total = (self.code_workers or (int(from_env) if from_env.isdigit() else 0)
-                 or max(1, (os.cpu_count() or 1) // 2))
-        return max(1, total // self.http_workers)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> ServeConfig:
-        raw = json.loads(text)
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in raw.items() if k in known})
 
 
 #: Refusal reasons are cut to this length: they may quote what the client sent.

@@ -6,7 +6,11 @@ import ipaddress
 
 import typer
 
-from mdrl.specs import RewardSpec, field_help, reward_overrides
+from mdrl.specs import RewardSpec, ServeConfig, field_help, reward_overrides
+
+
+def _help(name: str) -> str:
+    return field_help(ServeConfig, name)
 
 
 def _is_loopback(host: str) -> bool:
@@ -19,31 +23,26 @@ def _is_loopback(host: str) -> bool:
 
 
 def serve(
-    host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind; loopback unless you expose it on purpose."),
-    port: int = typer.Option(8000, "--port", help="TCP port; 0 picks a free one."),
-    workers: int = typer.Option(0, "--workers", help="Scoring processes; 0 = one per CPU core."),
-    code_workers: int = typer.Option(0, "--code-workers",
-                                     help="Processes for code rows (each drives sandbox processes); 0 = half the cores."),
-    http_workers: int = typer.Option(1, "--http-workers", help="uvicorn worker processes (they share --workers)."),
-    max_batch: int = typer.Option(4096, "--max-batch", help="Most items per request (413 above)."),
-    max_body_mb: float = typer.Option(64.0, "--max-body-mb", help="Largest request body in MiB (413 above)."),
-    chunk_size: int = typer.Option(0, "--chunk-size", help="Items per task sent to a scoring process; 0 = auto."),
-    data_source: str | None = typer.Option(None, "--data-source",
-                                              help="Default data_source for OpenRLHF labels holding a bare ground truth."),
+    host: str = typer.Option("127.0.0.1", "--host", help=_help("host")),
+    port: int = typer.Option(8000, "--port", help=_help("port")),
+    workers: int = typer.Option(0, "--workers", help=_help("workers")),
+    code_workers: int = typer.Option(0, "--code-workers", help=_help("code_workers")),
+    http_workers: int = typer.Option(1, "--http-workers", help=_help("http_workers")),
+    max_batch: int = typer.Option(4096, "--max-batch", help=_help("max_batch")),
+    max_body_mb: float = typer.Option(64.0, "--max-body-mb", help=_help("max_body_bytes") + " In MiB here."),
+    chunk_size: int = typer.Option(0, "--chunk-size", help=_help("chunk_size")),
+    data_source: str | None = typer.Option(None, "--data-source", help=_help("data_source")),
     reward: str | None = typer.Option(None, "--reward", help="For requests that send no reward: "
                                       + field_help(RewardSpec, "mode")),
     format_weight: float | None = typer.Option(None, "--format-weight", help="For requests that send no reward: "
                                                + field_help(RewardSpec, "format_weight")),
     format_reward: float | None = typer.Option(None, "--format-reward", hidden=True,
                                                help="Deprecated spelling of --format-weight."),
-    request_timeout: float = typer.Option(600.0, "--request-timeout",
-                                          help="Seconds a request may take; rows not started by then are "
-                                               "dropped (504)."),
-    log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level."),
-    access_log: bool = typer.Option(False, "--access-log", help="Log every request."),
+    request_timeout: float = typer.Option(600.0, "--request-timeout", help=_help("request_timeout_s")),
+    log_level: str = typer.Option("warning", "--log-level", help=_help("log_level")),
+    access_log: bool = typer.Option(False, "--access-log", help=_help("access_log")),
 ) -> None:
     """Run the reward server: POST /score (mdrl JSON), POST /get_reward (OpenRLHF), GET /health, GET /domains."""
-    from mdrl.serve import ServeConfig
     from mdrl.serve import serve as run_server
 
     try:
