@@ -79,20 +79,19 @@ def _mdrl(plugin: Path, *args: str, timeout: float = 240) -> subprocess.Complete
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory, plugin) -> Path:
-    """A very small random Qwen2 whose tokenizer has seen the plug-in's questions."""
-    sys.path.insert(0, str(plugin))
-    try:
-        import units_domain
-    finally:
-        sys.path.remove(str(plugin))
+    """A very small random Qwen2 whose tokenizer has seen the plug-in's questions (read in another
+    interpreter: importing the plug-in here would register it in this test process for good)."""
     from mdrl.templates import Template
     from mdrl.tiny import TinyModelConfig, build_tiny
 
+    code = ("import json, units_domain\n"
+            "print(json.dumps([[p.question, p.reference] for p in "
+            "(units_domain.generate(i, 0, 1 + i % 2, 'en') for i in range(12))]))")
+    listed = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(plugin)},
+                            capture_output=True, text=True, check=True, timeout=120).stdout
     corpus = []
-    for index in range(12):
-        problem = units_domain.generate(index, 0, 1 + index % 2, "en")
-        corpus += [Template("plain").render(problem.question + "\n\nPut the number in <answer></answer>."),
-                   problem.reference]
+    for question, reference in json.loads(listed):
+        corpus += [Template("plain").render(question + "\n\nPut the number in <answer></answer>."), reference]
     folder = tmp_path_factory.mktemp("tiny")
     build_tiny(folder, TinyModelConfig(vocab_size=300, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                                        num_key_value_heads=1, intermediate_size=64), corpus=corpus)

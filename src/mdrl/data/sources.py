@@ -137,13 +137,14 @@ def parse_levels(text: str | int | Sequence[int] | None) -> tuple[int, ...]:
 class SourceSpec:
     """One source of problems. Build it in Python, from YAML (a mapping) or a string (`SourceSpec.parse`)."""
 
-    kind: str = field(metadata={"help": "paper | parquet | jsonl | hf | generate | mbpp | humaneval."})
+    kind: str = field(metadata={
+        "help": "paper | parquet | jsonl | hf | generate, or the name of a domain's reader (source_kinds())."})
     path: str | None = field(
         default=None,
         metadata={
-            "help": "paper: a study dataset name (countdown, deepscaler, kk, zebra, code), 'name/split' or a "
+            "help": "paper: a released dataset a domain declares (or the domain's name), 'name/split' or a "
             "file; parquet/jsonl: a file; hf: a local dataset path (save_to_disk folder, data files) "
-            "or a hub name; mbpp: the jsonl file (default: the shared copy). Unused for generate."
+            "or a hub name; a reader: its file (default: the reader's own copy). Unused for generate."
         },
     )
     domain: str | None = field(
