@@ -61,6 +61,10 @@ class DataSpec:
         "help": "Seed of generated items (unless a source sets one), draws and shuffles."})
     allow_repeat: bool = field(default=False, metadata={
         "help": "Let a finite pool repeat items when its mixture share exceeds its size (else it fails)."})
+    mixed_language: bool = field(default=False, metadata={
+        "help": "Let loaded rows in another language than `lang` through (e.g. the study's English questions "
+                "inside a Chinese template and instruction). Off: such a build fails naming the source; "
+                "give rows in `lang` (their `lang` field) or generate them (gen:DOMAIN)."})
 
     def __post_init__(self) -> None:
         from mdrl.data.curriculum import CURRICULA

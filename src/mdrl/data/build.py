@@ -225,6 +225,18 @@ def _drawn_domains(mix: str, domains: Mapping[str, Any]) -> set[str]:
     return drawn - {key for key, weight in pairs if weight == 0 and key in domains}
 
 
+def _check_language(problems: Sequence[Problem], source: SourceSpec, config: BuildConfig) -> None:
+    """Rows in another language than the build's would be wrapped in its template and instruction: a
+    half-translated prompt the study never trained on. Refused unless `mixed_language`."""
+    other = sorted({problem.lang for problem in problems} - {config.lang})
+    if other and not config.mixed_language:
+        raise DataError(
+            f"{source.describe()}: its rows are in {', '.join(other)}, but the build's language is {config.lang!r}: "
+            f"the {config.lang} template and answer instruction would wrap {other[0]} questions (the study's "
+            f"released files are English). Give rows in {config.lang} (a `lang` field, e.g. your translation), "
+            f"generate the items (gen:DOMAIN), or set mixed_language: true to build it anyway")
+
+
 def build_dataset(config: BuildConfig) -> BuildResult:
     """Build the ordered problems of `config` (see the module doc for where items come from)."""
     sources = _resolve_sources(config)
@@ -243,7 +255,9 @@ def build_dataset(config: BuildConfig) -> BuildResult:
                 raise ValueError(f"two generator sources for {source.domain!r}: give one with several levels")
             generators[source.domain or ""] = source
             continue
-        for problem in load_source(source, skipped=skipped):
+        loaded = load_source(source, skipped=skipped)
+        _check_language(loaded, source, config)
+        for problem in loaded:
             levels = config.levels_for(problem.domain)
             if not levels or problem.difficulty in levels:
                 pools.setdefault(problem.domain, []).append(problem)

@@ -239,6 +239,12 @@ class DataSettings:
         if reserved:
             raise StudyConfigError(f"data.extra: {sorted(reserved)} are set by the study grid or data.*")
 
+    def released_sources(self) -> list[str]:
+        """The `paper:` sources (the study's released files, English) among all of data.sources."""
+        specs = self.sources.values() if isinstance(self.sources, Mapping) else [self.sources]
+        texts = [_source_text(spec) for value in specs if value is not None for spec in _as_list(value)]
+        return sorted({text for text in texts if text.startswith("paper:")})
+
     def sources_for(self, mixture: MixtureSpec) -> list[str]:
         if self.sources is None:
             return []
@@ -416,6 +422,13 @@ class StudyConfig:
         for lang in self.langs:
             if lang not in ("en", "zh"):
                 raise StudyConfigError(f"langs: {lang!r} is not en or zh")
+        released = self.data.released_sources()
+        if released and set(self.langs) - {"en"} and not self.data.extra.get("mixed_language"):
+            raise StudyConfigError(
+                f"langs {sorted(set(self.langs) - {'en'})} with the study's released data ({', '.join(released)}): "
+                "those files are English, so a zh cell would wrap English questions in a Chinese template. "
+                "Use generated data (no data.sources, or gen: sources), give your translated files, or set "
+                "data.extra.mixed_language: true to run it anyway")
         for axis in ("rewards", "templates", "curriculum", "langs", "seeds"):
             values = getattr(self, axis)
             if not values:

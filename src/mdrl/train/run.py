@@ -87,9 +87,13 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """Dotted settings whose values differ (ignoring the ones a resumed run may change)."""
+    """Dotted settings whose values differ (ignoring the ones a resumed run may change, and settings
+    that a newer mdrl added, at their defaults: the run was made with what they default to)."""
     a, b = _flatten(old), _flatten(new)
-    return sorted(key for key in set(a) | set(b) if a.get(key) != b.get(key) and key not in RESUMABLE_CHANGES)
+    defaults = _flatten(TrainConfig().to_dict())
+    added_at_default = {key for key in set(b) - set(a) if key in defaults and b[key] == defaults[key]}
+    return sorted(key for key in set(a) | set(b)
+                  if a.get(key) != b.get(key) and key not in RESUMABLE_CHANGES and key not in added_at_default)
 
 
 def prepare_run_dir(config: TrainConfig, has_progress: bool) -> RunDir:
