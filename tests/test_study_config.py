@@ -134,7 +134,17 @@ def test_presets_are_listed():
     assert {"paper", "tiny"} <= set(study_presets())
 
 
-def test_cli_dry_run_on_the_paper_preset(tmp_path):
+def test_cli_dry_run_on_the_paper_preset(tmp_path, monkeypatch):
+    # the shared data holds the released test files but not every train file: the dry run names one
+    result = CliRunner().invoke(app, ["study", "--preset", "paper", "--dry-run", "--out", str(tmp_path / "p")])
+    if result.exit_code != 0:
+        assert "no study file" in result.output and "train.parquet" in result.output, result.output
+    # with every train file present, the dry run lists the grid
+    fake = tmp_path / "shared"
+    for folder in ("countdown", "deepscaler", "kk", "zebra", "code-r1-12k"):
+        (fake / "paper" / folder).mkdir(parents=True)
+        (fake / "paper" / folder / "train.parquet").write_bytes(b"")
+    monkeypatch.setenv("MDRL_SHARED_DATA", str(fake))
     result = CliRunner().invoke(app, ["study", "--preset", "paper", "--dry-run", "--out", str(tmp_path / "p")])
     assert result.exit_code == 0, result.output
     assert "paper: 16 jobs" in result.output

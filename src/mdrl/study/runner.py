@@ -97,8 +97,16 @@ class MdrlCellRunner:
         return str(folder / flavour)
 
     def check(self, cell: Cell, settings: Mapping[str, Any]) -> None:
-        """Validate a cell's train config before anything runs (a typo fails now, not in cell 17)."""
-        train_config(settings, settings["model"]["path"], Path("unused"))
+        """Validate a cell's train config, and that the study's released files it reads exist, before
+        anything runs (a typo or a missing file fails now, not in cell 17)."""
+        from mdrl.data.sources import SourceSpec, paper_file
+
+        config = train_config(settings, settings["model"]["path"], Path("unused"))
+        for source in config.data.sources:
+            spec = source if isinstance(source, SourceSpec) else SourceSpec.parse(source) \
+                if isinstance(source, str) else SourceSpec.from_mapping(source)
+            if spec.kind == "paper":
+                paper_file(spec.path or "", spec.split)  # DataError naming the missing file
 
     def train(self, cell: Cell, model_path: str, settings: Mapping[str, Any], work_dir: Path) -> dict[str, Any]:
         config = train_config(settings, model_path, work_dir)
