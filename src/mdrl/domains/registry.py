@@ -176,7 +176,9 @@ def all_suites() -> dict[str, tuple[Domain, SuiteDef]]:
     return {suite.name: (domain, suite) for domain in all_domains().values() for suite in domain.suites}
 
 
-_plugins_read_for: list[str | None] = []
+_UNREAD = object()
+#: The $MDRL_DOMAINS value the plug-ins were last read for (_UNREAD before the first read).
+_plugins_env: list[object] = [_UNREAD]
 
 
 def _ensure_loaded() -> None:
@@ -184,10 +186,11 @@ def _ensure_loaded() -> None:
     # whose __init__ imports every built-in domain file.
     # On the scoring path: the entry points are read once, $MDRL_DOMAINS again only when it changes
     env = os.environ.get(DOMAINS_ENV)
-    if _plugins_read_for and _plugins_read_for[-1] == env:
+    if _plugins_env[0] == env:
         return
-    _plugins_read_for.append(env)
-    _load_plugins(first=len(_plugins_read_for) == 1)
+    first = _plugins_env[0] is _UNREAD
+    _plugins_env[0] = env
+    _load_plugins(first)
 
 
 def _load_plugins(first: bool) -> None:
