@@ -160,3 +160,24 @@ def test_code_rows_go_through_the_domains_batch_path(paper_data):
             "<think>x</think>\n<answer>\n```python\nimport sys\nsys.exit(0)\n```\n</answer>",
         ]
     assert func(completions, **columns) == [1.0, 0.0, 1.0, 0.0]
+
+
+def test_a_domain_that_starts_with_flat_rewards_is_named_once(caplog):
+    """KK always wrong and countdown half right over their first START_SAMPLES completions: only KK is
+    flagged, once, and its starting reward is the mean of exactly those completions."""
+    import logging
+
+    from mdrl.train.rewards import START_SAMPLES
+
+    problems, columns = _batch()
+    configs = reward_configs(["knights_knaves", "countdown"])
+    scorer = BatchScorer(configs, G)
+    per_batch = len(columns["data_source"])
+    with caplog.at_level(logging.WARNING, logger="mdrl.train.rewards"):
+        for batch in range(2 * START_SAMPLES):
+            completions = ["wrong" if i < 2 * G or (batch + i) % 2 else problems[2].reference
+                           for i in range(per_batch)]
+            scorer.scores(completions, columns)
+    assert scorer.flat_start() == ["knights_knaves"]
+    assert scorer.start_reward["knights_knaves"] == 0.0 and 0.3 < scorer.start_reward["countdown"] < 0.7
+    assert caplog.text.count("no signal") == 1 and "knights_knaves: mean reward 0.000" in caplog.text

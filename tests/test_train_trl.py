@@ -80,6 +80,8 @@ def test_grpo_runs_end_to_end_and_logs_per_domain_metrics(tiny_model, tmp_path):
     )
     summary = train(config)
     assert summary["global_step"] == 3 and Path(summary["final_model"], "config.json").is_file()
+    # 12 completions per domain: fewer than the START_SAMPLES a starting reward is measured on
+    assert summary["start_reward"] == {} and summary["flat_start"] == []
     metrics = read_jsonl(out / "metrics.jsonl")
     assert [m["step"] for m in metrics] == [1, 2, 3]
     for key in (

@@ -111,8 +111,12 @@ class MdrlCellRunner:
     def train(self, cell: Cell, model_path: str, settings: Mapping[str, Any], work_dir: Path) -> dict[str, Any]:
         config = train_config(settings, model_path, work_dir)
         run = _train_entry_point()
-        outcome = run(config)
-        return train_outcome(outcome, config)
+        outcome = train_outcome(run(config), config)
+        if outcome.get("flat_start"):
+            log.warning("cell %s: %s started with a mean reward of %s: no GRPO signal there", cell.cell_id,
+                        ", ".join(outcome["flat_start"]),
+                        ", ".join(f"{outcome['start_reward'][d]:.3f}" for d in outcome["flat_start"]))
+        return outcome
 
     def evaluate(self, model_path: str, suites: Sequence[str], template: str, lang: str, work_dir: Path
                  ) -> dict[str, dict[str, Any]]:

@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 
 #: Called once per rollout batch with (trainer_state or None, consumed rows as dicts).
 BatchHook = Callable[[Any, list[dict[str, Any]]], None]
+#: A domain's starting reward is the mean over its first START_SAMPLES scored completions; at or
+#: below FLAT_LOW or at or above FLAT_HIGH nearly every GRPO group has equal rewards: no signal.
+START_SAMPLES = 32
+FLAT_LOW, FLAT_HIGH = 0.02, 0.98
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,9 @@ class BatchScorer:
         self.on_batch = on_batch
         self._batch: Sequence[Any] | None = None  # identity of the batch the cache belongs to
         self._scores: list[RowScore] = []
+        self._first: dict[str, list[float]] = {}
+        #: domain -> mean reward over its first START_SAMPLES completions (once it has that many).
+        self.start_reward: dict[str, float] = {}
 
     def scores(self, completions: Sequence[Any], columns: Mapping[str, Any]) -> list[RowScore]:
         # TRL passes the same `completions` list object to every reward function of one batch.
@@ -92,7 +99,29 @@ class BatchScorer:
             self._scores = self._score(completions, columns)
             self._batch = completions
             self._report(completions, columns)
+            self._watch_start()
         return self._scores
+
+    def _watch_start(self) -> None:
+        """Warn once per domain whose starting reward leaves GRPO nothing to learn from."""
+        for score in self._scores:
+            if score.domain not in self.start_reward:
+                self._first.setdefault(score.domain, []).append(score.score)
+        for domain, values in list(self._first.items()):
+            if len(values) < START_SAMPLES:
+                continue
+            mean = sum(values[:START_SAMPLES]) / START_SAMPLES
+            self.start_reward[domain] = mean
+            del self._first[domain]
+            if mean <= FLAT_LOW or mean >= FLAT_HIGH:
+                log.warning(
+                    "%s: mean reward %.3f over its first %d completions: nearly every group's rewards are "
+                    "equal, so GRPO gets no signal from this domain; choose levels, a template or a reward "
+                    "(proportional) where the model starts between those ends", domain, mean, START_SAMPLES)
+
+    def flat_start(self) -> list[str]:
+        """Domains whose starting reward is at or beyond FLAT_LOW / FLAT_HIGH."""
+        return sorted(d for d, mean in self.start_reward.items() if mean <= FLAT_LOW or mean >= FLAT_HIGH)
 
     def _score_one(self, row: tuple[Any, ...]) -> dict[str, Any]:
         completion, data_source, ground_truth, extra, domain = row

@@ -325,6 +325,10 @@ def train_trl(config: TrainConfig) -> dict[str, Any]:
         "domains": domains,
         "final_model": str(run.final),
     }
+    if checkpoint is None:  # a resumed run's first completions are not the model's start
+        scorer = reward_funcs[0].scorer
+        summary["start_reward"] = {d: round(m, 4) for d, m in sorted(scorer.start_reward.items())}
+        summary["flat_start"] = scorer.flat_start()
     log.info("training finished: %s", summary)
     return summary
 
