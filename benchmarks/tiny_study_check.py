@@ -34,7 +34,8 @@ generator changed since the run) or whose recorded prompt does not contain the q
 its training twin, or the same sum with its operands swapped, is not caught (nor does the split keep them
 apart: it hashes the question text too).
 
-Numbers. Accuracy is mdrl.eval's: per item the mean `acc` over its samples, then the mean over items.
+Numbers (computed by mdrl.study.significance). Accuracy is mdrl.eval's: per item the mean `acc` over its
+samples, then the mean over items.
 For one cell and suite, on the items both the cell and its baseline answered (n):
     d_i = acc_cell_i - acc_base_i,   delta = mean(d),   se_items = the cluster-robust se of mean(d) with the
     items of one question as a cluster (= sd(d, ddof=1) / sqrt(n) when no question repeats; None below 2).
@@ -66,13 +67,13 @@ import argparse
 import functools
 import json
 import logging
-import math
-import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from mdrl.study import significance
 
 log = logging.getLogger("tiny_study_check")
 
@@ -316,27 +317,12 @@ def analyse_job(folder: Path, kind: str, record: Mapping[str, Any], model_kinds:
 # --------------------------------------------------------------------------- paired deltas
 
 
-def clustered_se(diffs: Sequence[float], clusters: Sequence[Key]) -> float | None:
-    """Cluster-robust standard error of mean(diffs), items of one question forming a cluster:
-    sqrt(C/(C-1) * sum_c (sum_{i in c} (d_i - mean))^2) / n. Equals sd(d, ddof=1)/sqrt(n) for singletons."""
-    n, mean = len(diffs), _mean(diffs)
-    sums: dict[Key, float] = defaultdict(float)
-    for d, cluster in zip(diffs, clusters):
-        sums[cluster] += d - (mean or 0.0)
-    c = len(sums)
-    return math.sqrt(c / (c - 1) * sum(v ** 2 for v in sums.values())) / n if c >= 2 else None
-
-
 def paired_delta(cell: SuiteItems, base: SuiteItems, ids: Sequence[str]) -> dict[str, Any]:
-    """Cell minus baseline on `ids`: accuracies, delta = mean(d_i), se_items clustered on repeated questions
-    and se_items_unclustered = sd(d, ddof=1)/sqrt(n)."""
-    diffs = [cell.acc[i] - base.acc[i] for i in ids]
-    n = len(diffs)
-    return {"_items": (dict(zip(ids, diffs)), {i: cell.question[i] for i in ids}),
-            "n_paired": n, "trained_acc": _mean(cell.acc[i] for i in ids),
-            "baseline_acc": _mean(base.acc[i] for i in ids), "delta": _mean(diffs),
-            "se_items": clustered_se(diffs, [cell.question[i] for i in ids]),
-            "se_items_unclustered": statistics.stdev(diffs) / math.sqrt(n) if n >= 2 else None}
+    """Cell minus baseline on `ids` (mdrl.study.significance.paired_delta), keeping the per-item
+    differences and questions for the aggregate over seeds."""
+    numbers = significance.paired_delta(cell.acc, base.acc, ids, cell.question)
+    diffs = numbers.pop("diffs")
+    return {"_items": (diffs, {i: cell.question[i] for i in ids}), **numbers}
 
 
 def add_deltas(jobs: list[Job], matched: Mapping[str, Mapping[str, SuiteItems]]) -> None:
@@ -432,35 +418,22 @@ def analyse(study_dir: Path, recipe_override: Path | None = None) -> dict[str, A
 
 
 def joint_se_items(members: Sequence[Mapping[str, Any]]) -> float | None:
-    """Clustered se of the seeds' mean delta from the per-item mean of their differences (items all seeds
-    answered): the shared baseline's noise counted once, not shrunk by the number of seeds."""
+    """Clustered se of the seeds' mean delta (mdrl.study.significance.joint_se_items)."""
     if not members or any("_items" not in m for m in members):
         return None
-    ids = sorted(set.intersection(*(set(m["_items"][0]) for m in members)))
-    diffs = [sum(m["_items"][0][i] for m in members) / len(members) for i in ids]
-    return clustered_se(diffs, [members[0]["_items"][1][i] for i in ids]) if len(ids) >= 2 else None
+    return significance.joint_se_items([m["_items"][0] for m in members], members[0]["_items"][1])
 
 
 def aggregate(members: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Mean delta over the seeds of one group, se_seeds, pooled se_items, the combined se, z and > 2 SE."""
-    from mdrl.study.tables import mean_se
-
     paired = [m for m in members if m.get("delta") is not None]
-    delta, se_seeds = mean_se([m["delta"] for m in paired])
-    se_items = joint_se_items(paired)
-    present = [s for s in (se_seeds, se_items) if s is not None]
-    se = math.sqrt(sum(s ** 2 for s in present)) if present else None
     return {"seeds": len(members), "paired_seeds": len(paired),
             "n_items": sorted({m["n_paired"] for m in paired}) or sorted({m["n"] for m in members}),
             "seen_frac": _mean(m["seen_frac"] for m in members if m.get("seen_frac") is not None),
             "seen": sum(m["seen"] for m in members),
             "baseline_acc": _mean(m["baseline_acc"] for m in paired),
             "trained_acc": _mean(m["trained_acc"] for m in paired),
-            "delta": delta, "se_seeds": se_seeds, "se_items": se_items, "se": se,
-            "se_used": "combined" if len(present) == 2 else ("seeds" if se_seeds is not None
-                                                             else "items" if se_items is not None else None),
-            "z": delta / se if delta is not None and se else None,
-            "above_2se": abs(delta) > 2 * se if delta is not None and se is not None else None}
+            **significance.combine_seeds([m["delta"] for m in paired], joint_se_items(paired))}
 
 
 def _extra_axes(jobs: Sequence[Job]) -> list[str]:

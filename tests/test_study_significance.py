@@ -1,0 +1,46 @@
+"""Paired standard errors (mdrl.study.significance), checked by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from mdrl.study.significance import clustered_se, combine_seeds, joint_se_items, paired_delta
+
+
+def test_clustered_se_is_the_plain_se_for_singletons_and_widens_for_repeats():
+    diffs = [1.0, 0.0, 0.0, 1.0]
+    plain = math.sqrt(1 / 3) / 2  # sd(ddof=1) / sqrt(n)
+    assert clustered_se(diffs, ["a", "b", "c", "d"]) == pytest.approx(plain)
+    # the two 1s ask one question, the two 0s another: C = 2, cluster sums +1 and -1
+    assert clustered_se(diffs, ["q1", "q0", "q0", "q1"]) == pytest.approx(math.sqrt(2 / 1 * 2) / 4)
+    assert clustered_se(diffs, ["q"] * 4) is None and clustered_se([], []) is None
+
+
+def test_paired_delta_pairs_items_and_keeps_the_differences():
+    trained = {"a": 1.0, "b": 1.0, "c": 0.0, "d": 0.5}
+    start = {"a": 0.0, "b": 1.0, "c": 0.0, "d": 0.0, "e": 1.0}
+    numbers = paired_delta(trained, start, ["a", "b", "c", "d"], {i: i for i in "abcde"})
+    assert numbers["diffs"] == {"a": 1.0, "b": 0.0, "c": 0.0, "d": 0.5}
+    assert numbers["delta"] == pytest.approx(0.375) and numbers["n_paired"] == 4
+    assert numbers["trained_acc"] == pytest.approx(0.625) and numbers["baseline_acc"] == pytest.approx(0.25)
+    sd = math.sqrt(sum((d - 0.375) ** 2 for d in (1.0, 0.0, 0.0, 0.5)) / 3)
+    assert numbers["se_items"] == pytest.approx(sd / 2) == pytest.approx(numbers["se_items_unclustered"])
+
+
+def test_seeds_combine_with_the_items_error_counted_once():
+    seed_a = {"x": 1.0, "y": 0.0, "z": 1.0}
+    seed_b = {"x": 0.0, "y": 0.0, "z": 1.0, "w": 1.0}  # w: not answered by every seed, left out
+    joint = joint_se_items([seed_a, seed_b], {"x": "x", "y": "y", "z": "z", "w": "w"})
+    means = [0.5, 0.0, 1.0]
+    assert joint == pytest.approx(math.sqrt(sum((m - 0.5) ** 2 for m in means) / 2) / math.sqrt(3))
+    two = combine_seeds([0.1, 0.3], 0.1)
+    assert two["delta"] == pytest.approx(0.2) and two["se_seeds"] == pytest.approx(0.1)
+    assert two["se"] == pytest.approx(math.sqrt(0.02)) and two["z"] == pytest.approx(0.2 / math.sqrt(0.02))
+    assert two["se_used"] == "combined" and two["above_2se"] is False
+    one = combine_seeds([0.3], 0.1)
+    assert one["se_seeds"] is None and one["se"] == pytest.approx(0.1) and one["se_used"] == "items"
+    assert one["above_2se"] is True and one["z"] == pytest.approx(3.0)
+    assert combine_seeds([], None) == {"delta": None, "se_seeds": None, "se_items": None, "se": None,
+                                       "se_used": None, "z": None, "above_2se": None}
