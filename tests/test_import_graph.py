@@ -132,8 +132,26 @@ def test_verify_is_a_leaf_that_never_reaches_the_domains():
     assert forbidden_paths(GRAPH, "mdrl.verify", "mdrl.domains") == []
 
 
+def test_the_leaves_reach_nothing_above_them():
+    """verify reaches only verify; the plain-values helper (used by verify's users and the configs) nothing."""
+    assert GRAPH["mdrl.plain"] == set()
+    outside = {m: sorted(t for t in reachable(GRAPH, m) if not t.startswith("mdrl.verify"))
+               for m in GRAPH if m == "mdrl.verify" or m.startswith("mdrl.verify.")}
+    assert {m: t for m, t in outside.items() if t} == {}
+
+
 def test_training_never_imports_the_tiny_model():
     assert forbidden_paths(GRAPH, "mdrl.train", "mdrl.tiny") == []
+
+
+def test_training_gets_the_tiny_model_through_the_provider_hook():
+    """What replaces train's import of mdrl.tiny: the entry point (pyproject.toml, group mdrl.models) is
+    installed and loads the tiny model's builder; any other reference has no provider."""
+    from mdrl.modelref import model_provider
+    from mdrl.tiny.pretrain import pretrain_tiny
+
+    assert model_provider("tiny") is pretrain_tiny
+    assert model_provider("Qwen/Qwen2.5-0.5B") is None
 
 
 def test_no_module_imports_itself_through_others():

@@ -1,10 +1,11 @@
 """One vocabulary for settings: what data to build (`DataSpec`, `BuildSpec`), how verdicts become
-rewards (`RewardSpec`), how models are evaluated (`EvalSpec`, `EvalOptions`, `SamplingConfig`). Each
-field is declared and documented once, here: `data build`, `train`, `eval` and `study` extend these
-classes (or take one field with `spec_field`), their CLI help is the field's (`field_help`), and
-`--set KEY=VALUE` overrides and typed YAML loading (`apply_overrides`, `build_settings`) are shared.
-Old command-line spellings (`--format-reward`, `--template-grid`, `generate:` sources) keep working
-with a deprecation warning.
+rewards (`RewardSpec`, declared in mdrl.verify.shaping, also named `RewardConfig`), how models are
+evaluated (`EvalSpec`, `EvalOptions`, `SamplingConfig`) and how the reward server runs (`ServeConfig`).
+Each field is declared and documented once, here: `data build`, `train`, `eval`, `study` and `serve`
+extend these classes (or take one field with `spec_field`), their CLI options are derived from the
+fields (`mdrl.commands.options.spec_option`: flag, help and default), and `--set KEY=VALUE` overrides
+and typed YAML loading (`apply_overrides`, `build_settings`) are shared. Old spellings (`--format-reward`,
+`--template-grid`, `generate:` sources) keep working with a deprecation warning (logging.warning).
 """
 
 from __future__ import annotations
@@ -24,14 +25,28 @@ import yaml
 
 from mdrl.domains.registry import domain_for_source
 from mdrl.plain import plain
-
-from mdrl.verify.shaping import RewardConfig
+from mdrl.verify.shaping import RewardConfig, RewardSpec  # noqa: F401  (RewardConfig: RewardSpec's older name)
 
 log = logging.getLogger(__name__)
 
-#: How verdicts become rewards (mode, format_weight): `mdrl.compute_score(..., reward=...)` takes one, a
-#: mapping of its fields, or a mode name ("proportional").
-RewardSpec = RewardConfig
+
+def field_help(cls: type, name: str) -> str:
+    """The help text a settings class declares for one field (CLI options read theirs from here)."""
+    for item in dataclasses.fields(cls):
+        if item.name == name:
+            return item.metadata.get("help", "")
+    raise KeyError(f"{cls.__name__} has no field {name!r}")
+
+
+def spec_field(cls: type, name: str) -> Any:
+    """A field declared as `cls` declares it (default and help), for a settings class that takes one
+    setting of a spec without extending it (a study's data section takes `n` and `difficulty`)."""
+    for item in dataclasses.fields(cls):
+        if item.name == name:
+            if item.default_factory is not dataclasses.MISSING:
+                return field(default_factory=item.default_factory, metadata=item.metadata)
+            return field(default=item.default, metadata=item.metadata)
+    raise KeyError(f"{cls.__name__} has no field {name!r}")
 
 
 @dataclass(frozen=True)
@@ -114,8 +129,9 @@ def difficulty_map(value: Any) -> dict[str, str]:
         item.split("=", 1) if isinstance(item, str) else item for item in value)
     out: dict[str, str] = {}
     for item in items:
-        if len(item) != 2:
-            raise ValueError(f"bad difficulty setting {item!r}: use DOMAIN=LEVELS, e.g. countdown=3-4")
+        if not isinstance(item, (list, tuple)) or len(item) != 2:
+            raise ValueError(f"bad difficulty setting {item!r}: levels are per domain, DOMAIN=LEVELS "
+                             "(YAML: {DOMAIN: LEVELS}), e.g. countdown=3-4")
         name, levels = item
         text = ",".join(map(str, levels)) if isinstance(levels, (list, tuple)) else str(levels).strip()
         parse_levels(text)  # raises on a bad level
@@ -147,8 +163,8 @@ class EvalOptions(EvalSpec):
     """Everything about a run that is not the model, the suites, the template or the sampling (the
     shared evaluation vocabulary, EvalSpec, plus this runner's own)."""
 
-    lang: str = field(default="en", metadata={"help": "Template and instruction language (en | zh)."})
-    reward: RewardConfig | None = field(
+    lang: str = spec_field(DataSpec, "lang")
+    reward: RewardSpec | None = field(
         default=None,
         metadata={
             "help": "Reward config for `score` (default: each domain's); accuracy is always all-or-nothing."
@@ -246,8 +262,10 @@ class ServeConfig:
             raise ValueError(f"request_timeout_s must be > 0, got {self.request_timeout_s}")
         if self.data_source is not None:
             domain_for_source(self.data_source)  # KeyError listing the known ones
+        if isinstance(self.reward, (str, RewardSpec)):  # a mode name, or a whole spec
+            object.__setattr__(self, "reward", asdict(RewardSpec.from_mapping(self.reward)))
         if self.reward is not None:
-            RewardConfig.from_mapping(dict(self.reward))
+            RewardSpec.from_mapping(dict(self.reward))
 
     @property
     def scoring_processes(self) -> int:
@@ -285,25 +303,6 @@ def reward_overrides(mode: str | None, format_weight: float | None,
     return {key: value for key, value in (("mode", mode), ("format_weight", format_weight)) if value is not None}
 
 
-def field_help(cls: type, name: str) -> str:
-    """The help text a settings class declares for one field (CLI options read theirs from here)."""
-    for item in dataclasses.fields(cls):
-        if item.name == name:
-            return item.metadata.get("help", "")
-    raise KeyError(f"{cls.__name__} has no field {name!r}")
-
-
-def spec_field(cls: type, name: str) -> Any:
-    """A field declared as `cls` declares it (default and help), for a settings class that takes one
-    setting of a spec without extending it (a study's data section takes `n` and `difficulty`)."""
-    for item in dataclasses.fields(cls):
-        if item.name == name:
-            if item.default_factory is not dataclasses.MISSING:
-                return field(default_factory=item.default_factory, metadata=item.metadata)
-            return field(default=item.default, metadata=item.metadata)
-    raise KeyError(f"{cls.__name__} has no field {name!r}")
-
-
 def _coerce(value: Any, hint: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
@@ -320,6 +319,8 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     if dataclasses.is_dataclass(hint):
         if isinstance(value, hint):
             return value
+        if hint is RewardSpec and isinstance(value, str):  # the short form, a mode: reward=proportional
+            return RewardSpec.from_mapping(value)
         if not isinstance(value, Mapping):
             raise ValueError(f"{where}: expected a mapping of {hint.__name__} settings, got {value!r}")
         return build_settings(hint, value, where + ".")
@@ -406,10 +407,12 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
-def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+def set_values(data: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """`data` with each dotted key of `values` set ({"grpo.seed": 1} sets data["grpo"]["seed"]); the
+    values are taken as they are (command-line options give them typed)."""
     result = dict(data)
-    for text in overrides:
-        path, value = parse_override(text)
+    for key, value in values.items():
+        path = key.split(".")
         node = result
         for part in path[:-1]:
             child = node.get(part)
@@ -417,6 +420,15 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
             node[part] = child
             node = child
         node[path[-1]] = value
+    return result
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """`data` with `--set KEY=VALUE` overrides applied in order (values read as YAML)."""
+    result = dict(data)
+    for text in overrides:
+        path, value = parse_override(text)
+        result = set_values(result, {".".join(path): value})
     return result
 
 

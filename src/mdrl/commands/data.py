@@ -9,12 +9,8 @@ from typing import Any, List, Optional
 
 import typer
 
-from mdrl.specs import BuildSpec, apply_overrides, field_help
-
-
-def _help(name: str) -> str:
-    return field_help(BuildSpec, name)
-
+from mdrl.commands.options import list_options_option, resolve, set_option, spec_option
+from mdrl.specs import BuildSpec
 
 app = typer.Typer(rich_markup_mode=None, 
     add_completion=False,
@@ -29,25 +25,26 @@ def build(
     out: Optional[Path] = typer.Option(
         None, "--out", "-o", help="Output folder (train.parquet, manifest.json)."
     ),
-    mix: Optional[str] = typer.Option(None, "--mix", "-m", help=_help("mix")),
-    source: Optional[List[str]] = typer.Option(None, "--source", "-s", help="Repeatable. " + _help("sources")),
-    n: Optional[int] = typer.Option(None, "--n", "-n", help=_help("n")),
-    difficulty: Optional[List[str]] = typer.Option(None, "--difficulty", "-d",
-                                                   help="Repeatable. " + _help("difficulty")),
-    template: Optional[str] = typer.Option(None, "--template", "-t", help=_help("template")),
-    lang: Optional[str] = typer.Option(None, "--lang", help=_help("lang")),
+    mix: Optional[str] = spec_option(BuildSpec, "mix", "--mix", "-m"),
+    source: Optional[List[str]] = spec_option(BuildSpec, "sources", "--source", "-s", note="Repeatable."),
+    n: Optional[int] = spec_option(BuildSpec, "n", "--n", "-n"),
+    difficulty: Optional[List[str]] = spec_option(BuildSpec, "difficulty", "--difficulty", "-d",
+                                                  note="Repeatable."),
+    template: Optional[str] = spec_option(BuildSpec, "template", "--template", "-t"),
+    lang: Optional[str] = spec_option(BuildSpec, "lang"),
     curriculum: Optional[bool] = typer.Option(None, "--curriculum/--no-curriculum",
                                               help="--curriculum: difficulty order (see --curriculum-by)."),
-    curriculum_by: Optional[str] = typer.Option(None, "--curriculum-by", help=_help("curriculum")),
-    seed: Optional[int] = typer.Option(None, "--seed", help=_help("seed")),
-    split: Optional[str] = typer.Option(None, "--split", help=_help("split")),
-    allow_repeat: Optional[bool] = typer.Option(None, "--allow-repeat/--no-allow-repeat", help=_help("allow_repeat")),
-    skip_bad_rows: Optional[bool] = typer.Option(None, "--skip-bad-rows/--no-skip-bad-rows",
-                                                 help=_help("skip_bad_rows")),
-    ground_truth_format: Optional[str] = typer.Option(None, "--ground-truth-format", help=_help("ground_truth_format")),
-    set_values: Optional[List[str]] = typer.Option(
-        None, "--set", help="Repeatable KEY=VALUE for any build setting (value read as YAML), e.g. "
-        "--set difficulty.countdown=3-4; later options win."),
+    curriculum_by: Optional[str] = spec_option(BuildSpec, "curriculum", "--curriculum-by"),
+    seed: Optional[int] = spec_option(BuildSpec, "seed"),
+    split: Optional[str] = spec_option(BuildSpec, "split"),
+    allow_repeat: Optional[bool] = spec_option(BuildSpec, "allow_repeat", "--allow-repeat/--no-allow-repeat"),
+    mixed_language: Optional[bool] = spec_option(BuildSpec, "mixed_language",
+                                                 "--mixed-language/--no-mixed-language"),
+    skip_bad_rows: Optional[bool] = spec_option(BuildSpec, "skip_bad_rows",
+                                                "--skip-bad-rows/--no-skip-bad-rows"),
+    ground_truth_format: Optional[str] = spec_option(BuildSpec, "ground_truth_format"),
+    set_values: Optional[List[str]] = set_option("difficulty.countdown=3-4"),
+    list_options: bool = list_options_option(("", BuildSpec)),
     hf_dataset: bool = typer.Option(False, "--hf-dataset", help="Also save an HF Dataset under OUT/hf."),
     config: Optional[Path] = typer.Option(
         None,
@@ -72,27 +69,15 @@ def build(
     settings.pop("out", None)
     if out is None:
         raise typer.BadParameter("give --out (or `out:` in the config)")
-    overrides = {
-        "mix": mix,
-        "n": n,
-        "template": template,
-        "lang": lang,
-        "seed": seed,
-        "split": split,
-        "allow_repeat": allow_repeat,
-        "skip_bad_rows": skip_bad_rows,
-        "ground_truth_format": ground_truth_format,
-        "sources": list(source) if source else None,
-        "difficulty": list(difficulty) if difficulty else None,
-    }
-    settings.update({key: value for key, value in overrides.items() if value is not None})
-    if curriculum_by is not None:
-        settings["curriculum"] = curriculum_by
-    elif curriculum is not None:
-        settings["curriculum"] = "difficulty" if curriculum else "none"
+    curriculum_name = curriculum_by if curriculum_by is not None else (
+        None if curriculum is None else "difficulty" if curriculum else "none")
+    options = {"mix": mix, "n": n, "template": template, "lang": lang, "seed": seed, "split": split,
+               "allow_repeat": allow_repeat, "mixed_language": mixed_language, "skip_bad_rows": skip_bad_rows,
+               "ground_truth_format": ground_truth_format, "curriculum": curriculum_name,
+               "sources": list(source) if source else None,
+               "difficulty": list(difficulty) if difficulty else None}
+    build_config = resolve(BuildConfig, options, set_values, base=settings, build=BuildConfig.from_mapping)
     try:
-        settings = apply_overrides(settings, set_values or [])
-        build_config = BuildConfig.from_mapping(settings)
         result = build_dataset(build_config)
         paths = write_build(result, out, hf_dataset=hf_dataset)
     except (ValueError, KeyError, DataError) as exc:

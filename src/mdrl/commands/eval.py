@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+from dataclasses import fields
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from mdrl.specs import EvalOptions, EvalSpec, RewardSpec, SamplingConfig, field_help
+from mdrl.commands.options import list_options_option, resolve, set_option, spec_option
+from mdrl.specs import DataSpec, EvalOptions, EvalSpec, RewardSpec, SamplingConfig, build_settings
 
 log = logging.getLogger(__name__)
 
@@ -39,26 +41,24 @@ def run(
         "or gen:DOMAIN[:LEVELS[:N[:SEED]]].",
     ),
     backend: str = typer.Option("hf", "--backend", "-b", help="hf | openai | vllm."),
-    template: str = typer.Option(
-        "r1-base", "--template", "-t", help="r1-base | chat | plain, or a comma list to evaluate each model "
-        "under each, e.g. r1-base,chat,plain."
-    ),
+    template: Optional[str] = spec_option(DataSpec, "template", "--template", "-t", note=(
+        "A comma list evaluates each model under each, e.g. r1-base,chat,plain.")),
     template_grid: Optional[str] = typer.Option(None, "--template-grid", hidden=True,
                                                 help="Deprecated: --template a,b does the same."),
-    lang: str = typer.Option("en", "--lang", help=field_help(EvalOptions, "lang")),
-    n: int = typer.Option(1, "--n", help=field_help(SamplingConfig, "n")),
-    temperature: float = typer.Option(0.0, "--temperature", help=field_help(SamplingConfig, "temperature")),
-    top_p: float = typer.Option(1.0, "--top-p", help=field_help(SamplingConfig, "top_p")),
-    max_new_tokens: int = typer.Option(1024, "--max-new-tokens", help=field_help(SamplingConfig, "max_new_tokens")),
-    seed: int = typer.Option(0, "--seed", help=field_help(SamplingConfig, "seed")),
-    stop: Optional[List[str]] = typer.Option(None, "--stop", help="Repeatable. " + field_help(SamplingConfig, "stop")),
-    k: Optional[List[int]] = typer.Option(None, "--k", help="Repeatable. " + field_help(EvalOptions, "ks")),
+    lang: Optional[str] = spec_option(EvalOptions, "lang"),
+    n: Optional[int] = spec_option(SamplingConfig, "n"),
+    temperature: Optional[float] = spec_option(SamplingConfig, "temperature"),
+    top_p: Optional[float] = spec_option(SamplingConfig, "top_p"),
+    max_new_tokens: Optional[int] = spec_option(SamplingConfig, "max_new_tokens"),
+    seed: Optional[int] = spec_option(SamplingConfig, "seed"),
+    stop: Optional[List[str]] = spec_option(SamplingConfig, "stop", note="Repeatable."),
+    k: Optional[List[int]] = spec_option(EvalOptions, "ks", "--k", note="Repeatable."),
     out: Path = typer.Option(Path("eval_out"), "--out", "-o", help="Output folder."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help=field_help(EvalOptions, "cache_dir")),
-    data_root: Optional[Path] = typer.Option(None, "--data-root", help=field_help(EvalSpec, "data_root")),
-    limit: Optional[int] = typer.Option(None, "--limit", help=field_help(EvalSpec, "limit")),
-    gen_n: Optional[int] = typer.Option(None, "--gen-n", help=field_help(EvalSpec, "gen_n")),
-    gen_seed: Optional[int] = typer.Option(None, "--gen-seed", help=field_help(EvalSpec, "gen_seed")),
+    cache_dir: Optional[Path] = spec_option(EvalOptions, "cache_dir"),
+    data_root: Optional[Path] = spec_option(EvalSpec, "data_root"),
+    limit: Optional[int] = spec_option(EvalSpec, "limit"),
+    gen_n: Optional[int] = spec_option(EvalSpec, "gen_n"),
+    gen_seed: Optional[int] = spec_option(EvalSpec, "gen_seed"),
     batch_size: Optional[int] = typer.Option(
         None, "--batch-size", help="hf: sequences per forward batch (default 16); vllm: prompts per call."
     ),
@@ -91,40 +91,31 @@ def run(
         help='openai: JSON merged into every request, e.g. \'{"skip_special_tokens": false}\' for vLLM '
         "serving a tokenizer that marks <think>/<answer> as special tokens.",
     ),
-    reward: Optional[str] = typer.Option(
-        None, "--reward", help="For the score column: " + field_help(RewardSpec, "mode")),
-    score_workers: int = typer.Option(4, "--score-workers", help=field_help(EvalSpec, "score_workers")),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help=field_help(EvalOptions, "progress")),
+    reward: Optional[str] = spec_option(RewardSpec, "mode", "--reward", prefix="For the score column: ",
+                                        show_default=False),
+    format_weight: Optional[float] = spec_option(RewardSpec, "format_weight", prefix="For the score column: ",
+                                                 show_default=False),
+    score_workers: Optional[int] = spec_option(EvalSpec, "score_workers"),
+    progress: Optional[bool] = spec_option(EvalOptions, "progress", "--progress/--no-progress"),
+    set_values: Optional[List[str]] = set_option("sampling.temperature=0.7 or --set limit=50"),
+    list_options: bool = list_options_option(("", EvalOptions), ("sampling.", SamplingConfig)),
 ) -> None:
     """Evaluate models x templates x suites; write OUT/summary.json, OUT/report.md and per-sample JSONL."""
     from mdrl.eval.runner import evaluate
 
     if template_grid:
         log.warning("--template-grid is deprecated: --template %s does the same", template_grid)
+        if template is not None and template != template_grid:
+            raise typer.BadParameter("give --template only (its old spelling --template-grid is given too)")
         template = template_grid
-    try:
-        sampling = SamplingConfig(
-            n=n,
-            temperature=temperature,
-            top_p=top_p,
-            max_new_tokens=max_new_tokens,
-            seed=seed,
-            stop=tuple(stop or ()),
-        )
-        options = EvalOptions(
-            lang=lang,
-            data_root=str(data_root) if data_root else None,
-            limit=limit,
-            gen_n=gen_n,
-            gen_seed=gen_seed,
-            reward=RewardSpec(mode=reward) if reward else None,
-            score_workers=score_workers,
-            cache_dir=str(cache_dir) if cache_dir else None,
-            ks=tuple(k or ()),
-            progress=progress,
-        )
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+    template = template or DataSpec.template
+    values = {"lang": lang, "data_root": data_root and str(data_root), "limit": limit, "gen_n": gen_n,
+              "gen_seed": gen_seed, "reward.mode": reward, "reward.format_weight": format_weight,
+              "score_workers": score_workers, "cache_dir": cache_dir and str(cache_dir), "ks": k or None,
+              "progress": progress, "sampling.n": n, "sampling.temperature": temperature,
+              "sampling.top_p": top_p, "sampling.max_new_tokens": max_new_tokens, "sampling.seed": seed,
+              "sampling.stop": stop or None}
+    options, sampling = resolve(EvalOptions, values, set_values, build=_options_and_sampling)
     if model_id and len(model) > 1:
         raise typer.BadParameter("--model-id names one model; give one --model with it")
     if backend == "hf":
@@ -174,6 +165,20 @@ def run(
         )
     typer.echo(summary["table"])
     typer.echo(f"wrote {out / 'summary.json'} and {out / 'report.md'}", err=True)
+
+
+def _options_and_sampling(data: dict) -> tuple[EvalOptions, SamplingConfig]:
+    """EvalOptions from the top-level settings and SamplingConfig from `sampling.*` (as in a study's eval)."""
+    data = dict(data)
+    sampling = data.pop("sampling", None) or {}
+    if not isinstance(sampling, dict):
+        raise ValueError(f"sampling: expected a mapping of sampling settings, got {sampling!r}")
+    try:
+        options = build_settings(EvalOptions, data)
+    except ValueError as exc:
+        known = ", ".join(f"sampling.{f.name}" for f in fields(SamplingConfig))
+        raise ValueError(f"{exc}; sampling settings: {known}") from None
+    return options, build_settings(SamplingConfig, sampling, "sampling.")
 
 
 def _json_object(text: str | None, option: str) -> dict | None:

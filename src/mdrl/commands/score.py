@@ -12,10 +12,10 @@ from typing import Any, BinaryIO, Optional
 
 import typer
 
+from mdrl.commands.options import spec_option
 from mdrl.reward import compute_score
-from mdrl.specs import RewardSpec, field_help, reward_overrides
+from mdrl.specs import RewardSpec, reward_overrides
 from mdrl.verify.result import VerifierUnavailable
-from mdrl.verify.shaping import RewardConfig
 
 _MAX_MESSAGE = 300
 _BOM = b"\xef\xbb\xbf"
@@ -62,7 +62,7 @@ def parse_row(raw: bytes) -> dict[str, Any]:
     return row
 
 
-def score_line(raw: bytes, reward: RewardConfig | None) -> dict[str, Any]:
+def score_line(raw: bytes, reward: RewardSpec | None) -> dict[str, Any]:
     """The result for one line; `BadLine` for input that cannot be scored."""
     row = parse_row(raw)
     try:
@@ -86,9 +86,9 @@ def bad_line_result(where: str, lineno: int, message: str) -> dict[str, Any]:
 def score(
     input: Optional[Path] = typer.Option(None, "--input", "-i", help="JSONL file; stdin when omitted."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="JSONL file; stdout when omitted."),
-    reward: Optional[str] = typer.Option(None, "--reward", help="Default: each domain's own. "
-                                         + field_help(RewardSpec, "mode")),
-    format_weight: Optional[float] = typer.Option(None, "--format-weight", help=field_help(RewardSpec, "format_weight")),
+    reward: Optional[str] = spec_option(RewardSpec, "mode", "--reward", prefix="Default: each domain's own. ",
+                                        show_default=False),
+    format_weight: Optional[float] = spec_option(RewardSpec, "format_weight", show_default=False),
     format_reward: Optional[float] = typer.Option(None, "--format-reward", hidden=True,
                                                   help="Deprecated spelling of --format-weight."),
     on_error: OnError = typer.Option(
@@ -101,7 +101,7 @@ def score(
     per input line, in order. Exit status 1 when any line could not be scored."""
     try:
         overrides = reward_overrides(reward, format_weight, format_reward)
-        config = RewardConfig(**overrides) if overrides else None
+        config = RewardSpec(**overrides) if overrides else None
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     source = input.open("rb") if input else sys.stdin.buffer

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from mdrl.commands.options import set_option
+
 log = logging.getLogger(__name__)
 
 
@@ -47,9 +49,7 @@ def study(
                                 help="Jobs run at once, each in its own process (CPU studies: one per core)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar with ETA on stderr."),
     list_presets: bool = typer.Option(False, "--list-presets", help="List the packaged study presets."),
-    set_values: list[str] | None = typer.Option(
-        None, "--set", help="Repeatable KEY=VALUE over the study config (value read as YAML), e.g. "
-        "--set eval.limit=50 or --set 'seeds=[1, 2]'."),
+    set_values: list[str] | None = set_option("eval.limit=50 or --set 'seeds=[1, 2]'"),
 ) -> None:
     """Run a study grid (resumable): train every cell, evaluate every model on every suite, write the
     tables, the synergy matrix, plots and an HTML report. Finished cells are skipped on a re-run."""

@@ -15,6 +15,9 @@ from typing import List, Optional
 
 import typer
 
+from mdrl.commands.options import list_options_option, set_option, spec_option
+from mdrl.train.config import DataSettings, GRPOSettings, ModelSettings, RunSettings, TrainConfig
+
 log = logging.getLogger(__name__)
 
 
@@ -50,43 +53,29 @@ def train(
     config: Optional[Path] = typer.Option(
         None, "--config", "-c", help="YAML config (may say `extends: <preset>`)."
     ),
-    overrides: Optional[List[str]] = typer.Option(
-        None,
-        "--set",
-        "-s",
-        help="Dotted override KEY=VALUE, e.g. grpo.learning_rate=1e-5 (value read as YAML); repeatable.",
-    ),
-    engine: Optional[str] = typer.Option(None, "--engine", help="trl (this machine) | verl (cluster)."),
-    model: Optional[str] = typer.Option(
-        None, "--model", help="HF model path or hub id; 'tiny' for mdrl's own."
-    ),
-    mix: Optional[str] = typer.Option(None, "--mix", help="Mixture ratios, e.g. math:1,puzzle:1."),
-    curriculum: Optional[str] = typer.Option(None, "--curriculum", help="none | difficulty | relative."),
-    output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Run directory."),
-    max_steps: Optional[int] = typer.Option(
-        None, "--max-steps", help="Stop after this many rollout batches."
-    ),
-    name: Optional[str] = typer.Option(None, "--name", help="Run name (default run dir runs/<name>)."),
+    overrides: Optional[List[str]] = set_option("grpo.learning_rate=1e-5", "-s"),
+    # no default shown: a preset or config file sets most of these
+    engine: Optional[str] = spec_option(TrainConfig, "engine", show_default=False),
+    model: Optional[str] = spec_option(ModelSettings, "path", "--model", show_default=False),
+    mix: Optional[str] = spec_option(DataSettings, "mix", show_default=False),
+    curriculum: Optional[str] = spec_option(DataSettings, "curriculum", show_default=False),
+    output_dir: Optional[Path] = spec_option(RunSettings, "output_dir", "--output-dir", "-o",
+                                             show_default=False),
+    max_steps: Optional[int] = spec_option(GRPOSettings, "max_steps", show_default=False),
+    name: Optional[str] = spec_option(TrainConfig, "name", show_default=False),
     dry_run: bool = typer.Option(
         False,
         "--dry-run",
         help="Resolve and print the config (veRL: also write the data and launch.sh) without training.",
     ),
-    list_options: bool = typer.Option(
-        False, "--list-options", help="List every setting with its help and exit."
-    ),
+    list_options: bool = list_options_option(("", TrainConfig)),
     list_presets: bool = typer.Option(False, "--list-presets", help="List the packaged presets and exit."),
 ) -> None:
     """GRPO training on TRL (one machine, CPU or GPU) or veRL (cluster); resumes when re-run."""
-    from mdrl.specs import describe_options
-    from mdrl.train.config import TrainConfig, load_config, preset_names
+    from mdrl.train.config import load_config, preset_names
 
     if list_presets:
         typer.echo("\n".join(preset_names()))
-        return
-    if list_options:
-        for key, default, text in describe_options(TrainConfig):
-            typer.echo(f"{key:<42} {default:<22} {text}")
         return
     try:
         resolved = load_config(

@@ -113,9 +113,7 @@ def parse_ground_truth(ground_truth: Any) -> tuple[tuple[int, ...], int]:
                         f"got {type(ground_truth).__name__}")
     if "numbers" not in ground_truth or "target" not in ground_truth:
         raise DataError(f"countdown ground_truth needs 'numbers' and 'target', got keys {sorted(ground_truth)}")
-    raw = ground_truth["numbers"]
-    if hasattr(raw, "tolist"):  # numpy array from parquet
-        raw = raw.tolist()
+    raw = plain(ground_truth["numbers"])  # numpy array from parquet
     if isinstance(raw, (str, bytes)) or not isinstance(raw, (list, tuple)):
         raise DataError(f"countdown ground_truth 'numbers' must be a list, got {type(raw).__name__}")
     if not 1 <= len(raw) <= MAX_NUMBERS:
@@ -621,8 +619,7 @@ _USER_RE = re.compile(r"User:\s*(.*?)\s*\nAssistant:", re.DOTALL)
 def _prompt_question(prompt: Any) -> str | None:
     """The task sentence from the study's prompt (between "User: " and "\\nAssistant:"), minus the
     instruction sentences, which `INSTRUCTIONS` holds; None when the prompt has another shape."""
-    if hasattr(prompt, "tolist"):
-        prompt = prompt.tolist()
+    prompt = plain(prompt)
     if isinstance(prompt, (list, tuple)) and prompt and isinstance(prompt[-1], Mapping):
         prompt = prompt[-1].get("content")
     if not isinstance(prompt, str):

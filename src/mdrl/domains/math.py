@@ -82,8 +82,7 @@ def gold_answers(ground_truth: Any) -> tuple[str, ...]:
         if not text:
             raise DataError(f"math ground_truth has no answer: {ground_truth!r}")
         return (text,)
-    if hasattr(ground_truth, "tolist"):  # numpy arrays from parquet
-        ground_truth = ground_truth.tolist()
+    ground_truth = plain(ground_truth)  # numpy arrays from parquet
     if isinstance(ground_truth, (list, tuple)) and ground_truth:
         return tuple(answer for item in ground_truth for answer in gold_answers(item))
     raise DataError(f"math ground_truth must be a LaTeX string, got {type(ground_truth).__name__}: "
@@ -133,8 +132,7 @@ _SOURCE_DIFFICULTY = {"aime": 6, "aime24": 6, "aime25": 6}
 def _prompt_text(prompt: Any, where: str) -> str:
     if isinstance(prompt, str):
         return prompt
-    if hasattr(prompt, "tolist"):
-        prompt = prompt.tolist()
+    prompt = plain(prompt)
     if isinstance(prompt, (list, tuple)):
         for message in prompt:
             if isinstance(message, Mapping) and message.get("role", "user") == "user":

@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from mdrl.plain import plain
-from mdrl.specs import DataSpec, EvalSpec, RewardSpec, apply_overrides, deep_merge, field_help, spec_field
+from mdrl.specs import (DataSpec, EvalSpec, RewardSpec, apply_overrides, deep_merge, difficulty_map,
+                        field_help, spec_field)
 
 MODEL_KINDS = ("base", "instruct")
 #: The template a model is trained and evaluated with when the grid says `auto`.
@@ -235,9 +236,17 @@ class DataSettings:
             raise StudyConfigError(f"data.weighting must be one of {MIX_WEIGHTINGS}, got {self.weighting!r}")
         if self.weighting == "natural" and not isinstance(self.sources, Mapping):
             raise StudyConfigError("data.weighting=natural needs data.sources as a mapping {mixture key: sources}")
-        reserved = {"mix", "sources", "n", "difficulty", "template", "lang", "curriculum", "seed"} & set(self.extra)
+        grid_set = {"mix", "sources", "n", "difficulty", "template", "lang", "curriculum", "seed"}
+        reserved = grid_set & set(self.extra)
         if reserved:
             raise StudyConfigError(f"data.extra: {sorted(reserved)} are set by the study grid or data.*")
+        from mdrl.train.config import DataSettings as TrainData
+
+        _check_keys(self.extra, [f.name for f in fields(TrainData) if f.name not in grid_set], "data.extra")
+        try:  # one form, {domain: "3-4"}, whichever spelling the YAML used ([3, 4], 3, "countdown=3-4")
+            object.__setattr__(self, "difficulty", difficulty_map(self.difficulty))
+        except (TypeError, ValueError) as exc:
+            raise StudyConfigError(f"data.difficulty: {exc}") from None
 
     def released_sources(self) -> list[str]:
         """The `paper:` sources (the study's released files, English) among all of data.sources."""

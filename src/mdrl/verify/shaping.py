@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
@@ -15,9 +16,9 @@ MAX_REASON_CHARS = 300
 
 
 @dataclass(frozen=True)
-class RewardConfig:
-    """How a verdict becomes a reward (`mdrl.specs.RewardSpec`). The same knobs exist on the CLI
-    (`--reward`, `--format-weight`)."""
+class RewardSpec:
+    """How a verdict becomes a reward: the reward vocabulary of every command (`mdrl.specs.RewardSpec`;
+    `RewardConfig` is its older name). The same knobs exist on the CLI (`--reward`, `--format-weight`)."""
 
     mode: RewardMode = field(
         default="binary",
@@ -37,11 +38,11 @@ class RewardConfig:
             raise ValueError(f"format_weight must be a number in [0, 1], got {str(weight)[:40]!r}")
 
     @classmethod
-    def from_mapping(cls, value: "RewardConfig | dict[str, Any] | str | None") -> "RewardConfig":
-        """A config from a RewardConfig, a mapping of its fields, or a mode name ("proportional")."""
+    def from_mapping(cls, value: "RewardSpec | Mapping[str, Any] | str | None") -> "RewardSpec":
+        """A spec from a RewardSpec, a mapping of its fields, or a mode name ("proportional")."""
         if value is None:
             return cls()
-        if isinstance(value, RewardConfig):
+        if isinstance(value, RewardSpec):
             return value
         if isinstance(value, str):
             return cls(mode=value)  # type: ignore[arg-type]
@@ -52,7 +53,11 @@ class RewardConfig:
         return cls(**value)
 
 
-def shape(verdict: Verdict, solution: object, config: RewardConfig) -> dict[str, Any]:
+#: The older name of RewardSpec (`from mdrl.verify import RewardConfig` keeps working).
+RewardConfig = RewardSpec
+
+
+def shape(verdict: Verdict, solution: object, config: RewardSpec) -> dict[str, Any]:
     """The public result dict: score, acc, reason, plus the components that made the score."""
     task = verdict.fraction if config.mode == "proportional" else float(verdict.acc)
     reason = verdict.reason if len(verdict.reason) <= MAX_REASON_CHARS else verdict.reason[:MAX_REASON_CHARS] + "..."
