@@ -1,8 +1,10 @@
 """veRL engine: parquet export, launch.sh overrides, and the reward module through veRL's own code.
 
-The tests that import veRL skip where it is not installed. Where it is (a CPU install of verl 0.9 with
---no-deps plus ray, tensordict, omegaconf is enough), the study's test rows are read by veRL's
-RLHFDataset and scored by veRL's reward managers calling mdrl's module, as in a real run.
+veRL is installed by mdrl's `verl` extra (in `all`, so in CI). Its own code checks every part up to
+where it needs a GPU: each preset's and each paper study cell's overrides compose against veRL's Hydra
+config and pass its validate_config; RLHFDataset reads the exported parquet; every reward manager of
+the installed veRL scores a batch through mdrl's module, or mdrl refuses it; and launch.sh runs
+verl.trainer.main_ppo on CPU until veRL's GPU check.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import pytest
 from mdrl.data import load_source, read_verl_parquet
 from mdrl.domains import DataError
 from mdrl.train.config import load_config
-from mdrl.train.verl_engine import REWARD_MODULE, hydra_overrides, prepare_verl
+from mdrl.train.verl_engine import REWARD_MODULE, hydra_overrides, prepare_verl, reward_variants
 from mdrl.train.verl_reward import RESULT_KEYS, compute_score
 
 VERL_COLUMNS = {"data_source", "prompt", "ability", "reward_model", "extra_info"}
@@ -63,18 +65,36 @@ def test_prepare_writes_parquet_reward_config_and_launch_script(tmp_path):
     assert (values["trainer.n_gpus_per_node"], values["trainer.nnodes"]) == ("8", "1")
     assert values["trainer.total_epochs"] == "10"
     assert values["data.shuffle"] == "True"
-    assert values["reward.custom_reward_function.path"] == str(REWARD_MODULE)
+    assert values["reward.custom_reward_function.path"] == "pkg://mdrl.train.verl_reward"
     assert values["reward.custom_reward_function.name"] == "compute_score"
     assert Path(values["data.train_files"]) == prep.train_file.resolve()
     reward = json.loads(prep.reward_config.read_text())
     assert reward["knights_knaves"] == {"mode": "proportional", "format_weight": 0.0}
-    assert values["+reward.custom_reward_function.reward_kwargs.reward_config"] == str(
-        prep.reward_config.resolve()
-    )
+    inline = values["+reward.custom_reward_function.reward_kwargs.reward_config"]
+    assert inline.startswith("'{") and json.loads(inline.strip("'")) == reward
     script = prep.script.read_text()
     assert script.startswith("#!/usr/bin/env bash") and "python3 -m verl.trainer.main_ppo" in script
     assert prep.script.stat().st_mode & 0o111
     assert (prep.run_dir / "config.yaml").is_file()
+
+
+def test_launch_script_names_no_path_of_this_machine(tmp_path):
+    """The run folder moves as a whole: launch.sh finds its data and checkpoints from its own place."""
+    prep = prepare_verl(_config(tmp_path))
+    script = prep.script.read_text()
+    assert str(tmp_path) not in script and str(Path.cwd()) not in script
+    assert str(Path(__file__).resolve().parents[1]) not in script  # nor this checkout's
+    moved = tmp_path / "elsewhere"
+    prep.run_dir.rename(moved)
+    # bash expands the script's own folder: print the arguments main_ppo would get.
+    echo = (moved / "launch.sh").read_text().replace("python3 -m verl.trainer.main_ppo", "printf '%s\\n'")
+    (moved / "echo.sh").write_text(echo)
+    args = subprocess.run(["bash", str(moved / "echo.sh")], capture_output=True, text=True, check=True)
+    values = dict(line.split("=", 1) for line in args.stdout.splitlines() if "=" in line)
+    assert values["data.train_files"] == str(moved / "data" / "train.parquet")
+    assert values["trainer.default_local_dir"] == str(moved / "checkpoints")
+    assert Path(values["data.val_files"]).is_file()
+    assert json.loads(values["+reward.custom_reward_function.reward_kwargs.reward_config"].strip("'"))
 
 
 def test_curriculum_launch_disables_shuffling_and_keeps_order(tmp_path):
@@ -93,10 +113,7 @@ def test_hydra_overrides_follow_the_config(tmp_path):
         "verl.n_gpus_per_node=4",
         "verl.extra_overrides=[trainer.val_before_train=False]",
     )
-    values = dict(
-        o.split("=", 1)
-        for o in hydra_overrides(config, Path("t.parquet"), Path("v.parquet"), None, "m", Path("ck"))
-    )
+    values = dict(o.split("=", 1) for o in hydra_overrides(config, "t.parquet", "v.parquet", None, "m", "ck"))
     assert values["actor_rollout_ref.actor.use_kl_loss"] == "False"
     assert values["trainer.total_training_steps"] == "7"
     assert (values["trainer.nnodes"], values["trainer.n_gpus_per_node"]) == ("4", "4")

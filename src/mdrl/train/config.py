@@ -349,6 +349,34 @@ class RunSettings:
             raise ValueError("run.save_steps, run.logging_steps and run.save_total_limit must be positive")
 
 
+# Reward managers veRL 0.9's main_ppo can load (its reward-loop registry) that score mdrl's module right;
+# tests/test_train_verl.py runs every manager of the installed veRL through this split.
+VERL_REWARD_MANAGERS = ("naive", "dapo", "gdpo", "rate_limited", "remote")
+REFUSED_REWARD_MANAGERS = {
+    "prime": (
+        "the study's run.sh choice is legacy in veRL 0.9: main_ppo cannot load it, and the legacy class "
+        "reads result[0] from the dict mdrl's reward module returns, logs 'Setting all as 0' and trains "
+        "on zeros. Use verl.reward_manager=naive (the same per-sample scoring; 'remote' runs it in "
+        "separate processes)"
+    ),
+    "batch": (
+        "it calls compute_score once with lists (data_sources=, solution_strs=, ...), while mdrl's module "
+        "scores one sample per call. Use verl.reward_manager=naive, or remote for parallel scoring"
+    ),
+}
+
+
+def check_reward_manager(name: str) -> None:
+    """Refuse, with the reason and the fix, a veRL reward manager that would not score mdrl's module."""
+    if name in REFUSED_REWARD_MANAGERS:
+        raise ValueError(f"verl.reward_manager={name!r}: {REFUSED_REWARD_MANAGERS[name]}.")
+    if name not in VERL_REWARD_MANAGERS:
+        raise ValueError(
+            f"verl.reward_manager={name!r} is not a veRL 0.9 reward manager that scores mdrl's module; "
+            f"choose one of {', '.join(VERL_REWARD_MANAGERS)}"
+        )
+
+
 @dataclass(frozen=True)
 class VerlSettings:
     """Cluster settings for `--engine verl` (written as Hydra overrides into launch.sh)."""
@@ -381,7 +409,8 @@ class VerlSettings:
         default="naive",
         metadata={
             "help": (
-                "veRL reward manager (reward.reward_manager.name). The study's 'prime' is legacy in veRL 0.9."
+                "veRL reward manager (reward.reward_manager.name): naive | dapo | gdpo | rate_limited | "
+                "remote. The study's 'prime' is refused: veRL 0.9 cannot score mdrl's module with it."
             )
         },
     )
@@ -399,6 +428,7 @@ class VerlSettings:
     def __post_init__(self) -> None:
         if self.n_gpus_per_node <= 0 or self.nnodes <= 0:
             raise ValueError("verl.n_gpus_per_node and verl.nnodes must be positive")
+        check_reward_manager(self.reward_manager)
 
 
 @dataclass(frozen=True)

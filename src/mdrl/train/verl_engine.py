@@ -16,12 +16,13 @@ import importlib.util
 import json
 import logging
 import os
+import re
 import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from mdrl.domains.registry import DOMAINS_ENV, all_domains
 from mdrl.modelref import model_provider
@@ -29,10 +30,14 @@ from mdrl.train.config import TrainConfig
 from mdrl.train.plan import build_config_for
 from mdrl.train.rewards import reward_configs
 from mdrl.train.run import RunDir, prepare_run_dir
+from mdrl.train.verl_check import check_launch, verl_installed
 
 log = logging.getLogger(__name__)
 
-REWARD_MODULE = Path(__file__).with_name("verl_reward.py")
+# Found as a package on every Ray node where mdrl is installed (veRL's load_extern_object: pkg://).
+REWARD_MODULE = "pkg://mdrl.train.verl_reward"
+# launch.sh sets this to its own folder: the script names no absolute path of the machine that wrote it.
+RUN_DIR = "${RUN_DIR}"
 
 
 @dataclass(frozen=True)
@@ -60,11 +65,11 @@ def _bool(value: bool) -> str:
 
 def hydra_overrides(
     config: TrainConfig,
-    train_file: Path,
-    val_file: Path,
-    reward_config: Path | None,
+    train_file: str,
+    val_file: str,
+    reward_config: Mapping[str, Mapping[str, Any]] | None,
     model_path: str,
-    checkpoint_dir: Path,
+    checkpoint_dir: str,
 ) -> list[str]:
     """veRL 0.9 Hydra overrides for this config (names from verl/trainer/config/ppo_trainer.yaml)."""
     grpo, verl, data = config.grpo, config.verl, config.data
@@ -132,9 +137,20 @@ def hydra_overrides(
         overrides.append(f"trainer.total_training_steps={grpo.max_steps}")
     if reward_config is not None:
         # reward_kwargs is not in veRL's schema: '+' adds it (veRL merges it into every call's kwargs).
-        overrides.append(f"+reward.custom_reward_function.reward_kwargs.reward_config={reward_config}")
+        # Inline JSON as a quoted Hydra string: no file that every Ray node would have to see.
+        inline = json.dumps(reward_config, separators=(",", ":"), sort_keys=True)
+        overrides.append(f"+reward.custom_reward_function.reward_kwargs.reward_config='{inline}'")
     overrides += list(verl.extra_overrides)
     return overrides
+
+
+def reward_variants(config: TrainConfig) -> dict[str, dict[str, Any]]:
+    """{domain: {mode, format_weight}} for every domain, not only the trained ones: the validation files
+    may hold others (cross-domain evaluation)."""
+    configs = reward_configs(
+        sorted(all_domains()), config.reward.mode, config.reward.format_weight, config.reward.domains
+    )
+    return {d: {"mode": c.mode, "format_weight": c.format_weight} for d, c in configs.items()}
 
 
 def _plugin_lines() -> list[str]:
@@ -148,18 +164,28 @@ def _plugin_lines() -> list[str]:
             f"export {DOMAINS_ENV}={shlex.quote(modules)}"]
 
 
+def _shell_word(item: str) -> str:
+    """One launch.sh argument; RUN_DIR stays a live variable, everything else is literal."""
+    if RUN_DIR not in item:
+        return shlex.quote(item)
+    literal = [re.sub(r'([\\"$`])', r"\\\1", part) for part in item.split(RUN_DIR)]
+    return '"' + RUN_DIR.join(literal) + '"'
+
+
 def _write_script(path: Path, config: TrainConfig, overrides: list[str]) -> None:
     lines = [
         "#!/usr/bin/env bash",
         f"# veRL GRPO launch written by `mdrl train` for run {config.name!r}.",
-        f"# Resolved settings: {path.parent / 'config.yaml'}. Extra Hydra "
-        f"overrides may follow on the command line.",
+        "# Resolved settings: config.yaml beside this script. Extra Hydra overrides may follow on the",
+        "# command line. Paths are relative to this script's folder, so the run folder can move.",
         "# Multi-node (trainer.nnodes > 1): start a Ray cluster first (`ray start --head` on node 0,",
-        "# `ray start --address=<head>:6379` on the others) and run this script on the head node.",
+        "# `ray start --address=<head>:6379` on the others) and run this script on the head node; the run",
+        "# folder must be on a file system every node sees, and mdrl installed on every node.",
         "set -euo pipefail",
+        'RUN_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"',
         *_plugin_lines(),
         "python3 -m verl.trainer.main_ppo \\",
-        *[f"    {shlex.quote(item)} \\" for item in overrides],
+        *[f"    {_shell_word(item)} \\" for item in overrides],
         '    "$@"',
         "",
     ]
@@ -192,36 +218,43 @@ def prepare_verl(config: TrainConfig) -> VerlLaunch:
         config, has_progress=any(RunDir(config.output_dir).checkpoints.glob("global_step_*"))
     )
     try:
-        model_path = config.model.path
-        if model_provider(model_path) is not None:  # a model built here (mdrl's tiny model)
-            from mdrl.train.trl_engine import resolve_model_path
-
-            model_path = resolve_model_path(config, run)
-        train_file, val_file = export_data(config, run)
+        return _prepare(config, run)
     except BaseException:
         if fresh:  # a failed first preparation leaves no half-made run folder behind
             shutil.rmtree(run.root, ignore_errors=True)
         raise
-    # Every domain, not only the trained ones: the validation files may hold others (cross-domain eval).
-    domains = sorted(all_domains())
-    configs = reward_configs(domains, config.reward.mode, config.reward.format_weight, config.reward.domains)
-    reward_path = run.root / "reward.json"
-    reward_path.write_text(
-        json.dumps(
-            {d: {"mode": c.mode, "format_weight": c.format_weight} for d, c in configs.items()}, indent=2
-        ),
-        encoding="utf-8",
-    )
-    overrides = hydra_overrides(
+
+
+def _prepare(config: TrainConfig, run: RunDir) -> VerlLaunch:
+    model_path = config.model.path
+    if model_provider(model_path) is not None:  # a model built here (mdrl's tiny model)
+        from mdrl.train.trl_engine import resolve_model_path
+
+        model_path = resolve_model_path(config, run)
+    train_file, val_file = export_data(config, run)
+    variants = reward_variants(config)
+    reward_path = run.root / "reward.json"  # a record for readers; launch.sh passes the same inline
+    reward_path.write_text(json.dumps(variants, indent=2), encoding="utf-8")
+
+    root = run.root.resolve()
+
+    def in_run_dir(path: str | Path) -> str:
+        path = Path(path).resolve()
+        return f"{RUN_DIR}/{path.relative_to(root)}" if path.is_relative_to(root) else str(path)
+
+    portable = hydra_overrides(
         config,
-        train_file.resolve(),
-        val_file.resolve(),
-        reward_path.resolve(),
-        model_path,
-        run.checkpoints.resolve(),
+        in_run_dir(train_file),
+        in_run_dir(val_file),
+        variants,
+        in_run_dir(model_path) if Path(model_path).exists() else model_path,
+        in_run_dir(run.checkpoints),
     )
+    overrides = [item.replace(RUN_DIR, str(root)) for item in portable]
+    if verl_installed():  # veRL's own checks now, not after a cluster has started
+        check_launch(overrides)
     script = run.root / "launch.sh"
-    _write_script(script, config, overrides)
+    _write_script(script, config, portable)
     return VerlLaunch(
         run_dir=run.root,
         train_file=train_file,

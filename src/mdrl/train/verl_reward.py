@@ -1,15 +1,15 @@
 """veRL custom reward function: mdrl's verifiers behind veRL's `compute_score` interface.
 
-Point veRL at this file:
-    reward.custom_reward_function.path=/.../mdrl/train/verl_reward.py
+Point veRL at this module as a package, so every Ray node finds it where mdrl is installed:
+    reward.custom_reward_function.path=pkg://mdrl.train.verl_reward
     reward.custom_reward_function.name=compute_score
-and, to choose reward variants per domain, a JSON file {domain: {mode, format_weight}}:
-    +reward.custom_reward_function.reward_kwargs.reward_config=/.../reward.json
-(`mdrl train --engine verl` writes both into launch.sh.) veRL loads the file by path, so this module
-imports mdrl absolutely; mdrl must be installed in the environment of veRL's reward workers.
+and, to choose reward variants per domain, {domain: {mode, format_weight}} as inline JSON (or the path
+of a JSON file):
+    +reward.custom_reward_function.reward_kwargs.reward_config='{"knights_knaves":{"mode":"proportional"}}'
+(`mdrl train --engine verl` writes both into launch.sh.)
 
 veRL's reward loop builds its extra-info arrays from the keys of the first result in a batch, so every
-call returns the same keys: score, acc, fraction, format, reason (strings are skipped by veRL's
+call returns the same keys: score, acc, fraction, format, domain, reason (strings are skipped by veRL's
 metric aggregation). Malformed ground truths raise `DataError` (a data bug must stop the run);
 whatever the model wrote only ever costs reward.
 """
@@ -29,13 +29,15 @@ from mdrl.verify.shaping import RewardConfig
 
 log = logging.getLogger(__name__)
 
-RESULT_KEYS = ("score", "acc", "fraction", "format", "reason")
+RESULT_KEYS = ("score", "acc", "fraction", "format", "domain", "reason")
 
 
 @lru_cache(maxsize=8)
-def _configs_from_file(path: str) -> dict[str, RewardConfig]:
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    return _configs_from_mapping(data, path)
+def _configs_from_text(text: str) -> dict[str, RewardConfig]:
+    """Inline JSON (what launch.sh passes) or the path of a JSON file."""
+    if text.lstrip().startswith("{"):
+        return _configs_from_mapping(json.loads(text), "inline JSON")
+    return _configs_from_mapping(json.loads(Path(text).read_text(encoding="utf-8")), text)
 
 
 def _configs_from_mapping(data: Any, where: str) -> dict[str, RewardConfig]:
@@ -45,11 +47,12 @@ def _configs_from_mapping(data: Any, where: str) -> dict[str, RewardConfig]:
 
 
 def configs_from_kwargs(reward_config: str | Mapping[str, Any] | None) -> dict[str, RewardConfig]:
-    """Per-domain reward configs from a JSON file path or a mapping (None: every domain's default)."""
+    """Per-domain reward configs from inline JSON, a JSON file path or a mapping (None: every domain's
+    default)."""
     if reward_config is None:
         return {}
     if isinstance(reward_config, (str, Path)):
-        return _configs_from_file(str(reward_config))
+        return _configs_from_text(str(reward_config))
     return _configs_from_mapping(reward_config, "mapping")
 
 
@@ -74,5 +77,6 @@ def compute_score(
         "acc": bool(result["acc"]),
         "fraction": float(result["fraction"]),
         "format": float(fmt),
+        "domain": domain,
         "reason": str(result["reason"]),
     }
