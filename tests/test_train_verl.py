@@ -9,6 +9,7 @@ verl.trainer.main_ppo on CPU until veRL's GPU check.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import os
@@ -22,7 +23,12 @@ import pytest
 
 from mdrl.data import load_source, read_verl_parquet
 from mdrl.domains import DataError
-from mdrl.train.config import load_config
+from mdrl.commands.study import preset_path
+from mdrl.domains.registry import domain_for_source
+from mdrl.study import StudyConfig
+from mdrl.study.runner import train_config
+from mdrl.train.config import REFUSED_REWARD_MANAGERS, VERL_REWARD_MANAGERS, load_config, preset_names
+from mdrl.train.verl_check import VerlConfigError, check_launch, verl_installed
 from mdrl.train.verl_engine import REWARD_MODULE, hydra_overrides, prepare_verl, reward_variants
 from mdrl.train.verl_reward import RESULT_KEYS, compute_score
 
@@ -193,6 +199,43 @@ def test_malformed_ground_truth_is_a_data_error():
 
 # ---------------------------------------------------------------------------- through veRL's own code
 
+needs_verl = pytest.mark.skipif(not verl_installed(), reason="veRL is not installed (pip install -e '.[verl]')")
+
+
+def _check(config) -> None:
+    """veRL's compose + validate_config on this config's overrides (the model is not loaded there)."""
+    check_launch(hydra_overrides(config, "t.parquet", "v.parquet", reward_variants(config), config.model.path, "ck"))
+
+
+@needs_verl
+@pytest.mark.parametrize("preset", preset_names())
+def test_every_train_preset_composes_against_verls_config(preset, tmp_path):
+    _check(load_config(preset, overrides=[f"run.output_dir={tmp_path}", "engine=verl"]))
+
+
+@needs_verl
+def test_every_paper_study_cell_composes_against_verls_config(tmp_path):
+    study = StudyConfig.from_yaml(preset_path("paper"))
+    cells = study.cells()
+    assert len(cells) >= 10
+    for cell in cells:
+        settings = study.train_settings(cell)
+        _check(train_config(settings, settings["model"]["path"], tmp_path / cell.cell_id))
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("trainer.n_gpus_per_nod=8", "n_gpus_per_nod"),  # a mistyped key
+        ("data.train_batch_size=3", "divisible"),  # 3 x 5 rollouts on 8 GPUs
+    ],
+)
+@needs_verl
+def test_verl_rejects_what_it_would_reject_on_the_cluster(tmp_path, override, message):
+    with pytest.raises(VerlConfigError, match=message):
+        prepare_verl(_config(tmp_path, f"verl.extra_overrides=[{override}]"))
+    assert not (tmp_path / "run").exists()
+
 
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory):
@@ -201,9 +244,7 @@ def tokenizer(tmp_path_factory):
 
     from mdrl.tiny import build_tokenizer
 
-    corpus = [
-        p.reference or "" for s in ("paper:countdown/test?n=8", "paper:kk/test?n=8") for p in load_source(s)
-    ]
+    corpus = [p.reference or "" for s in ("countdown:3?n=8", "knights_knaves:3?n=8") for p in load_source(s)]
     folder = tmp_path_factory.mktemp("tok")
     build_tokenizer(
         corpus + ["Solve it. <think> </think> <answer> </answer>"], vocab_size=400
@@ -248,92 +289,147 @@ def _verl_batch(tokenizer, files: list[str], responses: list[str], tmp_path: Pat
     ), dataset
 
 
-@pytest.mark.slow
-def test_study_rows_score_through_verls_reward_managers(paper_data, tokenizer, tmp_path):
-    pytest.importorskip("verl.workers.reward_manager", reason="veRL is not installed")
-    pytest.importorskip("verl.utils.dataset.rl_dataset", reason="veRL is not installed")
-    from omegaconf import OmegaConf
-    from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager as LoopNaive
-    from verl.trainer.ppo.reward import get_custom_reward_fn
-    from verl.workers.reward_manager import NaiveRewardManager
-
-    reward_json = tmp_path / "reward.json"
-    reward_json.write_text(json.dumps({"knights_knaves": {"mode": "proportional", "format_weight": 0.0}}))
-    config = OmegaConf.create(
-        {
-            "reward": {
-                "custom_reward_function": {
-                    "path": str(REWARD_MODULE),
-                    "name": "compute_score",
-                    "reward_kwargs": {"reward_config": str(reward_json)},
-                }
-            }
-        }
+@pytest.fixture(scope="module")
+def mixed_batch(tokenizer, tmp_path_factory):
+    """A launch over four domains, KK scored proportionally, and a batch of its exported rows read by veRL:
+    references, wrong answers and a KK answer with one of three people wrong."""
+    tmp_path = tmp_path_factory.mktemp("batch")
+    prep = prepare_verl(
+        _config(
+            tmp_path,
+            "data.mix=countdown:1,knights_knaves:1,math:1,zebra:1",
+            "data.n=16",
+            "data.shuffle=false",
+            "data.difficulty.knights_knaves=3",
+            "data.difficulty.math=1",
+            "data.difficulty.zebra=2",
+            "reward.domains.knights_knaves.mode=proportional",
+        )
     )
-    score_fn = get_custom_reward_fn(config)  # veRL's own loader: by file path, kwargs merged in
-
-    results = {}
-    for name, source in (
-        ("countdown", "paper:countdown/test"),
-        ("kk", "paper:kk/test"),
-        ("zebra", "paper:zebra/test"),
-    ):
-        problems = load_source(f"{source}?n=3")
-        wrong = "<think>guess</think>\n<answer> nothing here </answer>"
-        responses = [problems[0].reference, wrong, problems[2].reference]
-        data, dataset = _verl_batch(tokenizer, [str(paper_data / name / "test.parquet")], responses, tmp_path)
-        # veRL read the study's row itself: same data_source and ground truth as mdrl's loader saw.
-        assert dataset[0]["data_source"] == problems[0].data_source
-
-        legacy = NaiveRewardManager(tokenizer, num_examine=0, compute_score=score_fn)
-        out = legacy(data, return_dict=True)
-        rewards = out["reward_tensor"].sum(dim=-1).tolist()
-        assert rewards == [1.0, 0.0, 1.0], (name, rewards, out["reward_extra_info"]["reason"])
-        assert set(out["reward_extra_info"]) >= set(RESULT_KEYS)
-
-        loop = LoopNaive(config, tokenizer, score_fn)
-        singles = [
-            loop.loop.run_until_complete(loop.run_single(data[i : i + 1])) for i in range(len(responses))
-        ]
-        assert [s["reward_score"] for s in singles] == [1.0, 0.0, 1.0]
-        # veRL's reward loop stacks extra info by the first result's keys: every result must share them.
-        keys = list(singles[0]["reward_extra_info"])
-        stacked = {k: np.array([s["reward_extra_info"][k] for s in singles]) for k in keys}
-        assert stacked["acc"].tolist() == [True, False, True]
-        results[name] = rewards
-    assert set(results) == {"countdown", "kk", "zebra"}
+    problems = read_verl_parquet(prep.train_file)
+    by_domain = {}
+    for i, p in enumerate(problems):
+        by_domain.setdefault(p.data_source, []).append(i)
+    chosen = [ids[0] for ids in by_domain.values()] + [ids[1] for ids in by_domain.values()]
+    responses, expected = [], []
+    for n, i in enumerate(chosen):
+        problem = problems[i]
+        if n < len(by_domain):
+            responses.append(problem.reference)
+            expected.append(1.0)
+        else:
+            responses.append("<think>guess</think>\n<answer> nothing here </answer>")
+            expected.append(0.0)
+    kk = by_domain["kk_logic"][2]
+    reference = problems[kk].reference
+    first = reference[reference.index("<answer>") :].splitlines()[0]
+    swapped = first.replace("knight", "KNAVE").replace("knave", "knight").replace("KNAVE", "knave")
+    responses.append(reference.replace(first, swapped))
+    expected.append(pytest.approx(2 / 3))
+    chosen.append(kk)
+    # RLHFDataset reads rows in file order: a file of exactly the chosen rows, in the chosen order.
+    table = pq.read_table(prep.train_file).take(chosen)
+    batch_file = tmp_path / "batch.parquet"
+    pq.write_table(table, batch_file)
+    data, dataset = _verl_batch(tokenizer, [str(batch_file)], responses, tmp_path)
+    sources = [problems[i].data_source for i in chosen]
+    return prep, data, dataset, expected, sources
 
 
-@pytest.mark.slow
-def test_exported_mixture_loads_in_verls_dataset_and_scores(tokenizer, tmp_path):
-    pytest.importorskip("verl.utils.dataset.rl_dataset", reason="veRL is not installed")
-    from omegaconf import OmegaConf
-    from verl.trainer.ppo.reward import get_custom_reward_fn
-    from verl.workers.reward_manager import NaiveRewardManager
-
-    prep = prepare_verl(_config(tmp_path))
-    problems = read_verl_parquet(prep.train_file)[:6]
-    responses = [
-        p.reference if i % 3 else "<think>?</think><answer>none</answer>" for i, p in enumerate(problems)
-    ]
-    data, dataset = _verl_batch(tokenizer, [str(prep.train_file)], responses, tmp_path)
+@needs_verl
+def test_verls_dataset_reads_the_exported_parquet(mixed_batch):
+    prep, data, dataset, _, sources = mixed_batch
     item = dataset[0]
     assert item["raw_prompt"][0]["role"] == "user" and item["reward_model"]["style"] == "rule"
-    assert item["index"] == 0 and item["data_source"] == problems[0].data_source
-    config = OmegaConf.create(
-        {
-            "reward": {
-                "custom_reward_function": {
-                    "path": str(REWARD_MODULE),
-                    "name": "compute_score",
-                    "reward_kwargs": {"reward_config": str(prep.reward_config)},
-                }
-            }
-        }
+    assert [dataset[i]["data_source"] for i in range(len(sources))] == sources
+    assert set(sources) == {"countdown", "kk_logic", "math", "zebra_puzzle_dataset"} or len(set(sources)) == 4
+
+
+def _every_manager() -> list[str]:
+    import verl.experimental.reward_loop.reward_manager  # noqa: F401  (registers the reward loop's)
+    from verl.experimental.reward_loop.reward_manager.registry import REWARD_MANAGER
+    from verl.workers.reward_manager.registry import REWARD_MANAGER_REGISTRY
+
+    return sorted(set(REWARD_MANAGER) | set(REWARD_MANAGER_REGISTRY))
+
+
+@needs_verl
+def test_the_manager_lists_cover_the_installed_verl():
+    names = _every_manager()
+    assert {"naive", "dapo", "prime", "batch", "remote"} <= set(names)
+    assert set(names) <= set(VERL_REWARD_MANAGERS) | set(REFUSED_REWARD_MANAGERS)
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED_REWARD_MANAGERS))
+def test_managers_that_cannot_score_mdrl_are_refused_with_the_fix(name, tmp_path):
+    with pytest.raises(ValueError, match=rf"verl.reward_manager='{name}'.*Use verl.reward_manager=naive"):
+        load_config("paper", overrides=[f"run.output_dir={tmp_path}", f"verl.reward_manager={name}"])
+    with pytest.raises(ValueError, match="not a veRL 0.9 reward manager"):
+        load_config("paper", overrides=[f"run.output_dir={tmp_path}", "verl.reward_manager=naiv"])
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    import ray
+
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    yield
+    ray.shutdown()
+
+
+@needs_verl
+@pytest.mark.parametrize("name", VERL_REWARD_MANAGERS)
+def test_every_accepted_manager_scores_mdrls_module(name, mixed_batch, tokenizer, request):
+    """As main_ppo's reward loop does: the composed launch config, veRL's load_reward_manager, and
+    run_single per sample (remote: in a Ray actor that imports the module from pkg://)."""
+    from verl.trainer.ppo.reward import load_reward_manager
+
+    if name == "remote":
+        request.getfixturevalue("ray_cluster")
+    prep, data, _, expected, sources = mixed_batch
+    overrides = [o for o in prep.overrides if not o.startswith("reward.reward_manager.name=")]
+    # remote: one scoring actor for the test cluster's one CPU (veRL's default of 8 would wait for CPUs).
+    config = check_launch([*overrides, f"reward.reward_manager.name={name}", "reward.num_workers=1"])
+    manager = load_reward_manager(config, tokenizer)
+
+    def score(i: int) -> dict:
+        return manager.loop.run_until_complete(asyncio.wait_for(manager.run_single(data[i : i + 1]), 120))
+
+    results = [score(i) for i in range(len(data))]
+    assert [r["reward_score"] for r in results] == expected, [r["reward_extra_info"]["reason"] for r in results]
+    info = [r["reward_extra_info"] for r in results]
+    # veRL's reward loop stacks extra info by the first result's keys: every result must share them.
+    assert all(tuple(i)[: len(RESULT_KEYS)] == RESULT_KEYS for i in info)
+    assert [i["acc"] for i in info] == [e == 1.0 for e in expected]
+    assert [i["domain"] for i in info] == [domain_for_source(s).name for s in sources]
+    assert all(i["format"] == 1.0 for i in info)
+
+
+@needs_verl
+def test_the_smoke_launch_reaches_verls_gpu_check(tmp_path):
+    """launch.sh runs veRL's real main_ppo on CPU: Hydra, Ray, the tokenizer and the exported data load,
+    and the run stops where veRL asks for a GPU (veRL 0.9 has no CPU platform)."""
+    from mdrl.tiny.recipe import SHIPPED_DIR
+
+    prep = prepare_verl(
+        _config(
+            tmp_path,
+            f"model.path={SHIPPED_DIR / 'instruct'}",
+            "verl.n_gpus_per_node=1",
+            "verl.tensor_model_parallel_size=1",
+            "grpo.train_batch_size=8",
+            "grpo.mini_batch_size=8",
+            "verl.logger=[console]",
+        )
     )
-    manager = NaiveRewardManager(tokenizer, num_examine=0, compute_score=get_custom_reward_fn(config))
-    rewards = manager(data, return_dict=True)["reward_tensor"].sum(dim=-1).tolist()
-    assert rewards == [0.0 if i % 3 == 0 else 1.0 for i in range(6)]
+    # Ray gets this machine's 2 CPUs, and TransferQueue one storage actor instead of 8.
+    cpu = ["+ray_kwargs.ray_init.num_cpus=2", "transfer_queue.backend.SimpleStorage.num_data_storage_units=1",
+           "data.dataloader_num_workers=0"]
+    proc = subprocess.run(["bash", str(prep.script), *cpu], capture_output=True, text=True, timeout=170,
+                          env={**os.environ, "RAY_DEDUP_LOGS": "0"})
+    log = proc.stdout + proc.stderr
+    assert "train dataset size: 24, val dataset size: 6" in log, log[-3000:]
+    assert "Total available GPUs 0 is less than total desired GPUs 1" in log, log[-3000:]
 
 
 def test_a_failed_first_preparation_leaves_no_run_folder(tmp_path):
