@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_math import TABLE, _off_by_one, _rows, _wrong_answer, layout_variants  # noqa: E402
+from test_math import TABLE, _off_by_one, _rows, _wrong_answer, layout_variants
 
-from mdrl.domains import get_domain  # noqa: E402
-from mdrl.domains.math import MathConfig, MathVerifier  # noqa: E402
+from mdrl.domains import get_domain
+from mdrl.domains.math import MathConfig, MathVerifier
 
 GOLDEN = Path(__file__).parent / "golden" / "math_verdicts_antlr.json"
 SAMPLE_EVERY = 12

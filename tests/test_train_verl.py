@@ -17,19 +17,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from mdrl.commands.study import preset_path
 from mdrl.data import load_source, read_verl_parquet
 from mdrl.domains import DataError
-from mdrl.commands.study import preset_path
 from mdrl.domains.registry import domain_for_source
 from mdrl.study import StudyConfig
 from mdrl.study.runner import train_config
 from mdrl.train.config import REFUSED_REWARD_MANAGERS, VERL_REWARD_MANAGERS, load_config, preset_names
 from mdrl.train.verl_check import VerlConfigError, check_launch, verl_installed
-from mdrl.train.verl_engine import REWARD_MODULE, hydra_overrides, prepare_verl, reward_variants
+from mdrl.train.verl_engine import hydra_overrides, prepare_verl, reward_variants
 from mdrl.train.verl_reward import RESULT_KEYS, compute_score
 
 VERL_COLUMNS = {"data_source", "prompt", "ability", "reward_model", "extra_info"}
@@ -338,11 +337,11 @@ def mixed_batch(tokenizer, tmp_path_factory):
 
 @needs_verl
 def test_verls_dataset_reads_the_exported_parquet(mixed_batch):
-    prep, data, dataset, _, sources = mixed_batch
+    _, _, dataset, _, sources = mixed_batch
     item = dataset[0]
     assert item["raw_prompt"][0]["role"] == "user" and item["reward_model"]["style"] == "rule"
     assert [dataset[i]["data_source"] for i in range(len(sources))] == sources
-    assert set(sources) == {"countdown", "kk_logic", "math", "zebra_puzzle_dataset"} or len(set(sources)) == 4
+    assert set(sources) == {"countdown", "kk_logic", "math", "zebra"}
 
 
 def _every_manager() -> list[str]:
@@ -425,7 +424,7 @@ def test_the_smoke_launch_reaches_verls_gpu_check(tmp_path):
     # Ray gets this machine's 2 CPUs, and TransferQueue one storage actor instead of 8.
     cpu = ["+ray_kwargs.ray_init.num_cpus=2", "transfer_queue.backend.SimpleStorage.num_data_storage_units=1",
            "data.dataloader_num_workers=0"]
-    proc = subprocess.run(["bash", str(prep.script), *cpu], capture_output=True, text=True, timeout=170,
+    proc = subprocess.run(["bash", str(prep.script), *cpu], check=False, capture_output=True, text=True, timeout=170,
                           env={**os.environ, "RAY_DEDUP_LOGS": "0"})
     log = proc.stdout + proc.stderr
     assert "train dataset size: 24, val dataset size: 6" in log, log[-3000:]
@@ -439,7 +438,7 @@ def test_a_failed_first_preparation_leaves_no_run_folder(tmp_path):
     (empty / "paper").mkdir(parents=True)
     out = tmp_path / "runs" / "paper"
     proc = subprocess.run([sys.executable, "-m", "mdrl", "train", "-p", "paper", "--mix", "math:1,countdown:1",
-                           "-o", str(out)], capture_output=True, text=True, timeout=300,
+                           "-o", str(out)], check=False, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "MDRL_SHARED_DATA": str(empty)})
     assert proc.returncode == 2 and "no study file" in proc.stderr, proc.stderr[-2000:]
     assert not out.exists()

@@ -20,9 +20,10 @@ import re
 import shlex
 import shutil
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from mdrl.domains.registry import DOMAINS_ENV, all_domains
 from mdrl.modelref import model_provider
