@@ -29,6 +29,7 @@ def _shortcuts(
     output_dir: Optional[Path],
     max_steps: Optional[int],
     name: Optional[str],
+    nproc: Optional[int] = None,
 ) -> list[str]:
     pairs = (
         ("engine", engine),
@@ -38,6 +39,7 @@ def _shortcuts(
         ("run.output_dir", str(output_dir) if output_dir else None),
         ("grpo.max_steps", max_steps),
         ("name", name),
+        ("run.nproc", nproc),
     )
     # Quoted so a value such as "math:1,puzzle:1" stays a string when the override is read as YAML.
     return [f"{key}={json.dumps(value)}" for key, value in pairs if value is not None]
@@ -63,6 +65,7 @@ def train(
                                              show_default=False),
     max_steps: Optional[int] = spec_option(GRPOSettings, "max_steps", show_default=False),
     name: Optional[str] = spec_option(TrainConfig, "name", show_default=False),
+    nproc: Optional[int] = spec_option(RunSettings, "nproc", show_default=False),
     dry_run: bool = typer.Option(
         False,
         "--dry-run",
@@ -81,7 +84,7 @@ def train(
         resolved = load_config(
             preset,
             config,
-            [*_shortcuts(engine, model, mix, curriculum, output_dir, max_steps, name), *(overrides or [])],
+            [*_shortcuts(engine, model, mix, curriculum, output_dir, max_steps, name, nproc), *(overrides or [])],
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None

@@ -344,9 +344,19 @@ class RunSettings:
         },
     )
 
+    nproc: int = field(
+        default=1,
+        metadata={
+            "help": "Processes (ranks) for the TRL engine on this machine, started with torchrun: gloo on "
+            "CPU, nccl with one GPU per rank. Rank 0 writes metrics, summary and checkpoints."
+        },
+    )
+
     def __post_init__(self) -> None:
         if self.save_steps <= 0 or self.logging_steps <= 0 or self.save_total_limit <= 0:
             raise ValueError("run.save_steps, run.logging_steps and run.save_total_limit must be positive")
+        if self.nproc < 1:
+            raise ValueError("run.nproc must be at least 1")
 
 
 # Reward managers veRL 0.9's main_ppo can load (its reward-loop registry) that score mdrl's module right;

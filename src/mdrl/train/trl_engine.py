@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +138,6 @@ def grpo_args(config: TrainConfig, run: RunDir, plan: TrainingPlan) -> Any:
 
     grpo = config.grpo
     cuda = _cuda()
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
     bf16 = cuda and config.model.dtype in ("auto", "bfloat16")
     dtype = torch.bfloat16 if bf16 else torch.float32
     use_vllm = grpo.use_vllm
@@ -151,7 +151,7 @@ def grpo_args(config: TrainConfig, run: RunDir, plan: TrainingPlan) -> Any:
         extra.update(vllm_mode="colocate", vllm_gpu_memory_utilization=grpo.vllm_gpu_memory_utilization)
     return GRPOConfig(
         output_dir=str(run.checkpoints),
-        **trl_batch_layout(config, world_size),
+        **trl_batch_layout(config, world_size()),
         max_completion_length=grpo.max_completion_length,
         temperature=grpo.temperature,
         top_p=grpo.top_p,
@@ -192,6 +192,7 @@ def grpo_args(config: TrainConfig, run: RunDir, plan: TrainingPlan) -> Any:
         remove_unused_columns=False,
         dataloader_num_workers=0,
         dataloader_pin_memory=cuda,
+        use_cpu=not cuda,  # accelerate sets up gloo for CPU ranks only when told they are CPU ranks
         **extra,
     )
 
@@ -237,44 +238,72 @@ def _resume_point(config: TrainConfig, run: RunDir) -> tuple[int, Path | None]:
     return int(state["global_step"]), path
 
 
+def world_size() -> int:
+    """Ranks of the torch.distributed launch this process belongs to (1 outside one)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    """What one process settles before the ranks start: the run folder tidied back to its last complete
+    checkpoint, the model built (mdrl's tiny model) and the data plan saved. Ranks only read these."""
+
+    run: RunDir
+    step: int
+    checkpoint: Path | None
+    model_path: str
+
+
+def prepare_trl(config: TrainConfig) -> PreparedRun:
+    if config.engine != "trl":
+        raise ValueError(f"train_trl got engine={config.engine!r}")
+    step, checkpoint = _resume_point(config, RunDir(config.output_dir))
+    run = prepare_run_dir(config, has_progress=checkpoint is not None)
+    _drop_torn_checkpoints(run)
+    for path in (run.metrics, run.consumed, *sorted(run.root.glob("consumed.rank*.jsonl"))):
+        dropped = truncate_jsonl(path, step)
+        if dropped:
+            log.info("%s: dropped %d line(s) past step %d (they will be logged again)", path.name, dropped, step)
+    if checkpoint is not None:  # said at warning level: a resumed run must never look like a new one
+        log.warning("resuming %s from %s (optimizer step %d)", run.root, checkpoint.name, step)
+    model_path = resolve_model_path(config, run)
+    _plan(config, run, load_tokenizer(model_path, config), resuming=checkpoint is not None)
+    return PreparedRun(run, step, checkpoint, model_path)
+
+
 def train_trl(config: TrainConfig) -> dict[str, Any]:
-    """Run (or continue) GRPO training with TRL. Returns a short summary of the run."""
+    """Run (or continue) GRPO training with TRL. Returns a short summary of the run. With
+    run.nproc > 1 this process prepares the run and starts that many ranks (mdrl.train.ranks)."""
+    if config.run.nproc > 1 and world_size() == 1:
+        from mdrl.train.ranks import train_in_ranks
+
+        return train_in_ranks(config)
+    return fit_trl(config, prepare_trl(config))
+
+
+def fit_trl(config: TrainConfig, prepared: PreparedRun) -> dict[str, Any]:
+    """GRPO on a prepared run, in this process (one rank of several, or the only one)."""
     from transformers.integrations import TensorBoardCallback
     from transformers.trainer_callback import ProgressCallback
     from trl import GRPOTrainer
 
-    if config.engine != "trl":
-        raise ValueError(f"train_trl got engine={config.engine!r}")
-    root = config.output_dir
-    step, checkpoint = _resume_point(config, RunDir(root))
-    run = prepare_run_dir(config, has_progress=checkpoint is not None)
-    rank = int(os.environ.get("RANK", "0"))
-    if rank == 0:  # one process tidies the run directory
-        _drop_torn_checkpoints(run)
-        for path in (run.metrics, run.consumed):
-            dropped = truncate_jsonl(path, step)
-            if dropped:
-                log.info(
-                    "%s: dropped %d line(s) past step %d (they will be logged again)",
-                    path.name,
-                    dropped,
-                    step,
-                )
-    if checkpoint is not None:  # said at warning level: a resumed run must never look like a new one
-        log.warning("resuming %s from %s (optimizer step %d)", run.root, checkpoint.name, step)
-
-    model_path = resolve_model_path(config, run)
+    run, step, checkpoint, model_path = prepared.run, prepared.step, prepared.checkpoint, prepared.model_path
     tokenizer = load_tokenizer(model_path, config)
-    plan = _plan(config, run, tokenizer, resuming=checkpoint is not None)
+    plan = load_plan(run.data, config)
+    if plan is None:
+        raise RuntimeError(f"{run.data} holds no data plan: prepare_trl writes it before training")
     import datasets
 
     dataset = datasets.Dataset.from_list(plan.records())
     domains = sorted(plan.manifest["data"]["counts"])
     updates = config.grpo.updates_per_rollout
     rewards = reward_configs(domains, config.reward.mode, config.reward.format_weight, config.reward.domains)
-    ledger_path = run.consumed
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        ledger_path = run.root / f"consumed.rank{rank}.jsonl"
+    # Each rank scores its own share of every rollout batch; together the rank files hold all of it.
+    ledger_path = run.root / f"consumed.rank{rank()}.jsonl" if world_size() > 1 else run.consumed
     reward_funcs = make_reward_funcs(
         domains,
         rewards,
@@ -286,7 +315,7 @@ def train_trl(config: TrainConfig) -> dict[str, Any]:
         JsonlMetrics(run.metrics, run.summary),
         CheckpointMarker(run.checkpoints, updates),
     ]
-    if config.run.tensorboard:
+    if config.run.tensorboard and rank() == 0:
         from torch.utils.tensorboard import SummaryWriter
 
         # purge_step drops events a killed run wrote past the checkpoint, as metrics.jsonl does.
@@ -315,8 +344,9 @@ def train_trl(config: TrainConfig) -> dict[str, Any]:
     finally:
         if tied is not None:
             trainer_log.removeFilter(tied)
-    trainer.save_model(str(run.final))
-    tokenizer.save_pretrained(str(run.final))
+    trainer.save_model(str(run.final))  # the Trainer writes on the main process only
+    if rank() == 0:
+        tokenizer.save_pretrained(str(run.final))
     summary = {
         "run_dir": str(run.root),
         "resumed_from_step": step,
@@ -324,6 +354,7 @@ def train_trl(config: TrainConfig) -> dict[str, Any]:
         "rollout_steps": plan.rollout_steps,
         "domains": domains,
         "final_model": str(run.final),
+        "nproc": world_size(),
     }
     if checkpoint is None:  # a resumed run's first completions are not the model's start
         scorer = reward_funcs[0].scorer
@@ -335,8 +366,11 @@ def train_trl(config: TrainConfig) -> dict[str, Any]:
 
 __all__ = [
     "CHECKPOINT_MARKER",
+    "PreparedRun",
+    "fit_trl",
     "grpo_args",
     "load_tokenizer",
+    "prepare_trl",
     "resolve_model_path",
     "train_trl",
     "trl_batch_layout",
