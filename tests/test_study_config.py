@@ -173,3 +173,12 @@ def test_a_zero_weight_drops_a_key_from_the_mixture():
                                        "mixtures": [{"name": "math", "mix": "math:1,countdown:0"}]})
     [mixture] = config.mixtures
     assert mixture.keys == ("math",) and mixture.mix == "math:1,countdown:0"
+
+
+def test_train_settings_pass_nproc_through_to_every_cell(tmp_path):
+    from mdrl.study.runner import train_config
+
+    study = config(train={"engine": "trl", "run": {"nproc": 2}})
+    for cell in study.cells():
+        settings = study.train_settings(cell)
+        assert train_config(settings, "some/model", tmp_path).run.nproc == 2

@@ -310,3 +310,80 @@ def test_progress_bar_names_its_run_and_counts_rollout_batches():
     assert [bar._batch(SimpleNamespace(max_steps=60, global_step=s)) for s in (1, 2, 3, 60)] == \
         ["1/30", "1/30", "2/30", "30/30"]
     assert RewardProgress()._batch(state) is None
+
+
+# --------------------------------------------------------------------------- several ranks (run.nproc)
+
+
+def _ranks_cli(model: Path, out: Path, steps: int) -> list[str]:
+    return [sys.executable, "-m", "mdrl", "train", "-p", "tiny", "--model", str(model), "-o", str(out),
+            "--max-steps", str(steps), "--nproc", "2", "--set", "data.n=32", "--set", "grpo.num_generations=2",
+            "--set", "grpo.train_batch_size=4", "--set", "grpo.micro_batch_size=2",
+            "--set", "grpo.max_completion_length=8", "--set", "grpo.max_prompt_length=512",
+            "--set", "run.save_steps=1", "--set", "run.tensorboard=false"]
+
+
+def _rank_ledgers(out: Path) -> dict[int, list[dict]]:
+    """step -> the rank lines of that rollout batch."""
+    lines: dict[int, list[dict]] = {}
+    for rank in (0, 1):
+        for line in read_jsonl(out / f"consumed.rank{rank}.jsonl"):
+            lines.setdefault(line["step"], []).append(line)
+    return lines
+
+
+def _assert_sharded_and_complete(out: Path, steps: int) -> None:
+    assert [m["step"] for m in read_jsonl(out / "metrics.jsonl")] == list(range(1, steps + 1))  # rank 0 only
+    assert not (out / "consumed.jsonl").exists()
+    ledgers = _rank_ledgers(out)
+    assert sorted(ledgers) == list(range(1, steps + 1))
+    for step, lines in ledgers.items():
+        assert len(lines) == 2  # each rank scored its share of the batch once
+        shares = [set(line["rows"]) for line in lines]
+        assert not shares[0] & shares[1] and all(shares)  # no row on both ranks
+        # together: the step's whole rollout batch, in the data plan's order
+        assert sorted(shares[0] | shares[1]) == list(range(4 * (step - 1), 4 * step))
+
+
+def test_two_ranks_share_each_batch_and_write_logs_once(tiny_model, tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.run(_ranks_cli(tiny_model, out, 3), capture_output=True, text=True, timeout=240,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout[proc.stdout.index("{"):])
+    assert summary["nproc"] == 2 and summary["global_step"] == 3
+    _assert_sharded_and_complete(out, 3)
+    assert (out / "final" / "model.safetensors").is_file() and (out / "final" / "tokenizer.json").is_file()
+    checkpoints = sorted(p.name for p in (out / "checkpoints").glob("checkpoint-*"))
+    assert checkpoints == ["checkpoint-2", "checkpoint-3"]  # one set, save_total_limit 2
+
+
+@pytest.mark.slow
+def test_two_ranks_resume_after_sigkill(tiny_model, tmp_path):
+    out = tmp_path / "run"
+    process = subprocess.Popen(_ranks_cli(tiny_model, out, 6), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    marker = out / "checkpoints" / "checkpoint-3" / "mdrl_checkpoint.json"
+    deadline = time.time() + 300
+    while not marker.is_file() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert marker.is_file(), "no checkpoint before the deadline"
+    process.send_signal(signal.SIGKILL)  # the launcher only: its ranks must die with it
+    process.wait()
+    deadline = time.time() + 30
+    while time.time() < deadline and _ranks_alive(out):
+        time.sleep(0.2)
+    assert not _ranks_alive(out), "orphaned ranks"
+    assert not (out / "final").exists()
+    rerun = subprocess.run(_ranks_cli(tiny_model, out, 6), capture_output=True, text=True, timeout=300,
+                           check=False)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert '"resumed_from_step": 3' in rerun.stdout
+    _assert_sharded_and_complete(out, 6)
+
+
+def _ranks_alive(out: Path) -> bool:
+    import psutil
+
+    return any(str(out) in " ".join(p.info["cmdline"] or []) for p in psutil.process_iter(["cmdline"])
+               if "mdrl.train.ranks" in " ".join(p.info["cmdline"] or []))

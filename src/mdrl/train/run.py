@@ -4,6 +4,7 @@
 <run>/data/              items.jsonl + manifest.json (TRL) or train/val parquet (veRL)
 <run>/metrics.jsonl      one line per logged optimizer step
 <run>/consumed.jsonl     one line per rollout batch: the prompts the trainer consumed
+                         (run.nproc > 1: consumed.rank<r>.jsonl, each rank's share of every batch)
 <run>/summary.json       end-of-run numbers
 <run>/checkpoints/       checkpoint-<step>/ (TRL) or veRL's global_step_<n>/
 <run>/tensorboard/       event files
