@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from mdrl.commands import data, demo, score, serve, study, tiny, train
+from mdrl.commands import data, demo, models, score, serve, study, tiny, train
 from mdrl.commands import eval as evaluation
 
 app = typer.Typer(rich_markup_mode=None, add_completion=False, no_args_is_help=True,
@@ -43,6 +43,7 @@ app.command("train", help=train.__doc__, epilog="Example: mdrl train -p tiny -o 
 app.command("serve", epilog="Example: mdrl serve --port 8000")(serve.serve)
 app.command("study", epilog="Example: mdrl study --preset tiny -o runs/study-tiny -j 2")(study.study)
 app.command("demo", help=demo.__doc__, epilog="Example: mdrl demo -o runs/demo")(demo.demo)
+app.command("models", help=models.__doc__, epilog="Example: mdrl models smollm2")(models.models)
 app.add_typer(data.app, name="data")
 app.add_typer(evaluation.app, name="eval")
 app.add_typer(tiny.app, name="tiny")

@@ -96,9 +96,9 @@ def train(
         if dry_run:
             typer.echo(resolved.to_yaml())
             return
-        from mdrl.train.trl_engine import train_trl
+        from mdrl.train.ranks import train_local
 
-        summary = train_trl(resolved)
+        summary = train_local(resolved)
     except (
         ValueError,
         KeyError,

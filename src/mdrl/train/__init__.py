@@ -28,9 +28,9 @@ from mdrl.train.rewards import DomainReward, make_reward_funcs, reward_configs
 def train(config: TrainConfig) -> dict[str, Any]:
     """Run `config` on its engine: TRL trains here; veRL prepares the launch and runs it where possible."""
     if config.engine == "trl":
-        from mdrl.train.trl_engine import train_trl
+        from mdrl.train.ranks import train_local
 
-        return train_trl(config)
+        return train_local(config)
     from mdrl.train.verl_engine import launch, prepare_verl, summary, verl_ready
 
     prep = prepare_verl(config)

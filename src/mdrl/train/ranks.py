@@ -25,7 +25,7 @@ from typing import Any
 
 from mdrl.train.config import TrainConfig, load_config
 from mdrl.train.run import RunDir
-from mdrl.train.trl_engine import PreparedRun, fit_trl, prepare_trl, rank
+from mdrl.train.trl_engine import PreparedRun, fit_trl, prepare_trl, rank, train_trl, world_size
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,13 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+
+
+def train_local(config: TrainConfig) -> dict[str, Any]:
+    """TRL on this machine: in this process, or in run.nproc ranks (unless this already is one)."""
+    if config.run.nproc > 1 and world_size() == 1:
+        return train_in_ranks(config)
+    return train_trl(config)
 
 
 def train_in_ranks(config: TrainConfig) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from mdrl.modelref import check_model_reference, loading, model_provider
+from mdrl.pretrained import resolve_model
 from mdrl.train.config import TrainConfig
 from mdrl.train.metrics import (
     CHECKPOINT_MARKER,
@@ -58,12 +59,13 @@ class _TiedHeadIsNotMissing(logging.Filter):
 
 
 def resolve_model_path(config: TrainConfig, run: RunDir) -> str:
-    """The model to train: a path or hub id as given, or a provider's model (mdrl's tiny model) built and
-    warmed up here."""
-    provide = model_provider(config.model.path)
+    """The model to train: a path or hub id as given, a packaged model (smollm2) converted once into the
+    cache, or a provider's model (mdrl's tiny model) built and warmed up here."""
+    ref = resolve_model(config.model.path)
+    provide = model_provider(ref)
     if provide is None:
-        check_model_reference(config.model.path)
-        return config.model.path
+        check_model_reference(ref)
+        return ref
     report = provide(run.base_model, config.model.warmup)
     log.info(
         "%s model warmed up: sampled success %.1f%% -> %.1f%% in %d steps",
@@ -276,12 +278,8 @@ def prepare_trl(config: TrainConfig) -> PreparedRun:
 
 
 def train_trl(config: TrainConfig) -> dict[str, Any]:
-    """Run (or continue) GRPO training with TRL. Returns a short summary of the run. With
-    run.nproc > 1 this process prepares the run and starts that many ranks (mdrl.train.ranks)."""
-    if config.run.nproc > 1 and world_size() == 1:
-        from mdrl.train.ranks import train_in_ranks
-
-        return train_in_ranks(config)
+    """Run (or continue) GRPO training with TRL in this process. Returns a short summary of the run.
+    (`mdrl.train.ranks.train_local` starts run.nproc ranks instead where asked.)"""
     return fit_trl(config, prepare_trl(config))
 
 

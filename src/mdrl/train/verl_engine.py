@@ -27,6 +27,7 @@ from typing import Any
 
 from mdrl.domains.registry import DOMAINS_ENV, all_domains
 from mdrl.modelref import model_provider
+from mdrl.pretrained import resolve_model
 from mdrl.train.config import TrainConfig
 from mdrl.train.plan import build_config_for
 from mdrl.train.rewards import reward_configs
@@ -227,7 +228,7 @@ def prepare_verl(config: TrainConfig) -> VerlLaunch:
 
 
 def _prepare(config: TrainConfig, run: RunDir) -> VerlLaunch:
-    model_path = config.model.path
+    model_path = resolve_model(config.model.path)  # a packaged model (smollm2): its converted folder
     if model_provider(model_path) is not None:  # a model built here (mdrl's tiny model)
         from mdrl.train.trl_engine import resolve_model_path
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from mdrl.eval.types import Backend
 from mdrl.modelref import check_model_reference
+from mdrl.pretrained import resolve_model
 
 BACKENDS = ("hf", "openai", "vllm")
 
@@ -18,6 +19,7 @@ def make_backend(kind: str, target: str, **options: Any) -> Backend:
     """
     options = {key: value for key, value in options.items() if value is not None}
     if kind in ("hf", "vllm"):
+        target = resolve_model(target)  # a packaged model's name (smollm2) -> its converted folder
         check_model_reference(target)
     if kind == "hf":
         from mdrl.eval.backends.hf import HFBackend
