@@ -429,6 +429,7 @@ def test_the_smoke_launch_reaches_verls_gpu_check(tmp_path):
     log = proc.stdout + proc.stderr
     assert "train dataset size: 24, val dataset size: 6" in log, log[-3000:]
     assert "Total available GPUs 0 is less than total desired GPUs 1" in log, log[-3000:]
+    assert list((prep.run_dir / "outputs").glob("*/*/.hydra/overrides.yaml"))  # Hydra's record, in the run
 
 
 def test_a_failed_first_preparation_leaves_no_run_folder(tmp_path):

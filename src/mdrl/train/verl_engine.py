@@ -185,6 +185,7 @@ def _write_script(path: Path, config: TrainConfig, overrides: list[str]) -> None
         "# folder must be on a file system every node sees, and mdrl installed on every node.",
         "set -euo pipefail",
         'RUN_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"',
+        'cd "$RUN_DIR"  # Hydra writes its outputs/ folder into the working directory: keep it in the run',
         *_plugin_lines(),
         "python3 -m verl.trainer.main_ppo \\",
         *[f"    {_shell_word(item)} \\" for item in overrides],
