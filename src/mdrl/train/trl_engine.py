@@ -258,6 +258,9 @@ class PreparedRun:
     step: int
     checkpoint: Path | None
     model_path: str
+    # Kept in the one-process case so that training does not load them a second time; ranks read them.
+    tokenizer: Any = None
+    plan: TrainingPlan | None = None
 
 
 def prepare_trl(config: TrainConfig) -> PreparedRun:
@@ -273,8 +276,9 @@ def prepare_trl(config: TrainConfig) -> PreparedRun:
     if checkpoint is not None:  # said at warning level: a resumed run must never look like a new one
         log.warning("resuming %s from %s (optimizer step %d)", run.root, checkpoint.name, step)
     model_path = resolve_model_path(config, run)
-    _plan(config, run, load_tokenizer(model_path, config), resuming=checkpoint is not None)
-    return PreparedRun(run, step, checkpoint, model_path)
+    tokenizer = load_tokenizer(model_path, config)
+    plan = _plan(config, run, tokenizer, resuming=checkpoint is not None)
+    return PreparedRun(run, step, checkpoint, model_path, tokenizer, plan)
 
 
 def train_trl(config: TrainConfig) -> dict[str, Any]:
@@ -290,8 +294,8 @@ def fit_trl(config: TrainConfig, prepared: PreparedRun) -> dict[str, Any]:
     from trl import GRPOTrainer
 
     run, step, checkpoint, model_path = prepared.run, prepared.step, prepared.checkpoint, prepared.model_path
-    tokenizer = load_tokenizer(model_path, config)
-    plan = load_plan(run.data, config)
+    tokenizer = prepared.tokenizer or load_tokenizer(model_path, config)
+    plan = prepared.plan or load_plan(run.data, config)
     if plan is None:
         raise RuntimeError(f"{run.data} holds no data plan: prepare_trl writes it before training")
     import datasets
