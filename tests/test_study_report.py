@@ -95,7 +95,7 @@ def test_report_holds_tables_configs_and_failures(outputs):
     assert "report <test>" in text                                    # escaped, then shown as written
     assert "RuntimeError: boom <b>" in text
     assert "starting model" in text and "math+puzzle" in text
-    assert "42.5 ± 2.5" in text and "+22.5" in text                    # math on math500: (0.40, 0.45), base 0.20
+    assert "42.5" in text and "+22.5 ± 2.5*" in text                   # math on math500: (0.40, 0.45), base 0.20
     assert "Synergy / conflict" in text
     for cell in make_cells():
         assert cell["cell_id"] in text and cell["checkpoint"] in text  # every run and its config
@@ -117,7 +117,15 @@ def test_results_json_and_markdown(outputs):
     assert entry["synergy"]["matrix"]["math"]["puzzle"]["delta"] == pytest.approx(0.025)
     assert stored["failed"] == [{"cell_id": "base__code__x", "kind": "cell", "error": "RuntimeError: boom <b>"}]
     assert (out / "results.md").read_text() == markdown
-    assert "| math (n=2) | 42.5 ± 2.5 (+22.5) |" in markdown
+    assert "| math (n=2) | 42.5 (+22.5 ± 2.5*) |" in markdown
+    numbers = math_row["suites"]["math500"]["effect"]                  # no items here: the seeds' spread alone
+    assert numbers["se"] == pytest.approx(0.025) and numbers["z"] == pytest.approx(9.0)
+    assert numbers["above_2se"] is True and numbers["se_items"] is None
+    for row in entry["results"]["rows"]:                               # every delta has its se and z
+        for stats in [*row["suites"].values(), row["avg"]]:
+            assert stats["effect"]["se"] is not None and "z" in stats["effect"]
+    syn = entry["synergy"]["matrix"]["math"]["puzzle"]
+    assert syn["se"] is not None and "z" in syn and "above_2se" in syn
 
 
 def test_paths_inside_the_study_folder_are_stored_relative_to_it(tmp_path):
@@ -200,3 +208,26 @@ def test_chromium_renders_the_committed_tiny_study_report(tmp_path):
     assert ImageStat.Stat(image.convert("L")).stddev[0] > 20
     colours = image.resize((140, 300)).getcolors(maxcolors=100_000)
     assert colours is not None and any(b > r + 60 for _count, (r, _g, b) in colours)
+
+
+def test_item_level_errors_pair_cells_with_the_starting_model(tmp_path):
+    """With per-item accuracies (as the study runner stores them), one seed still gets an se: the items'."""
+    base_items = {f"math500/{i}": [1.0 if i < 10 else 0.0, f"q{i}"] for i in range(40)}     # 25%
+    cell_items = {f"math500/{i}": [1.0 if i < 30 else 0.0, f"q{i}"] for i in range(40)}     # 75%
+    baseline = {**BASELINE, "scores": {"math500": {"accuracy": 0.25, "items": base_items}}}
+    cell = {"kind": "cell", "cell_id": "base__math__seed0", "variant": VARIANT, "mixture_keys": ["math"],
+            "axes": {"model": "base", "mixture": "math", "seed": 0},
+            "scores": {"math500": {"accuracy": 0.75, "items": cell_items}}, "checkpoint": "/ckpt/x"}
+    config = StudyConfig.from_mapping({"name": "items", "models": [{"name": "base", "path": "Qwen/Qwen2.5-7B"}],
+                                       "mixtures": ["math"], "suites": ["math500"]})
+    results, paths, markdown = write_outputs(config, tmp_path, [cell], [baseline], {"planned": 2}, [])
+    numbers = results["tables"][0]["results"]["rows"][0]["suites"]["math500"]["effect"]
+    diffs = [1.0 if 10 <= i < 30 else 0.0 for i in range(40)]                            # d_i = 0.5 on average
+    mean = sum(diffs) / 40
+    expected = (sum((d - mean) ** 2 for d in diffs) / 39) ** 0.5 / 40 ** 0.5
+    assert numbers["delta"] == pytest.approx(0.5) and numbers["se_seeds"] is None
+    assert numbers["se_items"] == pytest.approx(expected) and numbers["se"] == pytest.approx(expected)
+    assert numbers["above_2se"] is True and numbers["n_items"] == 40
+    assert f"75.0 (+50.0 ± {100 * expected:.1f}*)" in markdown
+    stored = json.loads(paths["results_json"].read_text())
+    assert "items" not in stored["cells"][0]["scores"]["math500"]  # kept in the run's own result.json only

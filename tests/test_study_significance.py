@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from mdrl.study.significance import clustered_se, combine_seeds, joint_se_items, paired_delta
+from mdrl.study.significance import (clustered_se, combine_seeds, effect, item_accuracies, joint_se_items,
+                                     paired_delta)
 
 
 def test_clustered_se_is_the_plain_se_for_singletons_and_widens_for_repeats():
@@ -44,3 +45,41 @@ def test_seeds_combine_with_the_items_error_counted_once():
     assert one["above_2se"] is True and one["z"] == pytest.approx(3.0)
     assert combine_seeds([], None) == {"delta": None, "se_seeds": None, "se_items": None, "se": None,
                                        "se_used": None, "z": None, "above_2se": None}
+
+
+def test_item_accuracies_average_samples_and_cluster_by_fingerprint():
+    samples = [{"item_id": "s/0", "acc": True, "fingerprint": "q"}, {"item_id": "s/0", "acc": False, "fingerprint": "q"},
+               {"item_id": "s/1", "acc": True, "fingerprint": "q"}, {"item_id": "s/2", "acc": "yes"}]
+    assert item_accuracies(samples) == {"s/0": [0.5, "q"], "s/1": [1.0, "q"], "s/2": [1.0, "s/2"]}
+
+
+def test_effect_pairs_items_over_seeds_and_suites_by_hand():
+    base = {"a": {"1": [0.0, "1"], "2": [1.0, "2"], "3": [0.0, "3"]},
+            "b": {"1": [0.0, "1"], "2": [0.0, "2"]}}
+    seed0 = {"a": {"1": [1.0, "1"], "2": [1.0, "2"], "3": [0.0, "3"]}, "b": {"1": [1.0, "1"], "2": [0.0, "2"]}}
+    seed1 = {"a": {"1": [1.0, "1"], "2": [1.0, "2"], "3": [1.0, "3"]}, "b": {"1": [0.0, "1"], "2": [0.0, "2"]}}
+    one_suite = effect({"a": [seed0["a"], seed1["a"]]}, {"a": [base["a"]]})
+    # d_i = mean over seeds - base: (1, 0, 0.5); seed means 2/3 and 1 against 1/3
+    assert one_suite["delta"] == pytest.approx(0.5)
+    assert one_suite["se_items"] == pytest.approx(clustered_se([1.0, 0.0, 0.5], ["1", "2", "3"]))
+    assert one_suite["se_seeds"] == pytest.approx(math.sqrt(((2 / 3 - 5 / 6) ** 2 + (1 - 5 / 6) ** 2) / 1) / math.sqrt(2))
+    assert one_suite["se"] == pytest.approx(math.hypot(one_suite["se_items"], one_suite["se_seeds"]))
+    both = effect({s: [seed0[s], seed1[s]] for s in "ab"}, {s: [base[s]] for s in "ab"})
+    se_a = clustered_se([1.0, 0.0, 0.5], ["1", "2", "3"])
+    se_b = clustered_se([0.5, 0.0], ["1", "2"])
+    assert both["delta"] == pytest.approx((0.5 + 0.25) / 2)
+    assert both["se_items"] == pytest.approx(math.hypot(se_a, se_b) / 2)
+    # per-seed averages over the suites: (2/3 + 1/2)/2 and (1 + 0)/2
+    assert both["se_seeds"] == pytest.approx(abs(7 / 12 - 1 / 2) / 2)
+    assert both["n_items"] == 5
+    # a side without an evaluation of some suite gives no effect
+    assert effect({"a": [seed0["a"]]}, {"a": []}) is None
+
+
+def test_effect_between_two_trained_sides_adds_both_seed_spreads():
+    a0, a1 = {"x": [1.0, "x"], "y": [0.0, "y"]}, {"x": [1.0, "x"], "y": [1.0, "y"]}
+    b0, b1 = {"x": [0.0, "x"], "y": [0.0, "y"]}, {"x": [1.0, "x"], "y": [0.0, "y"]}
+    found = effect({"s": [a0, a1]}, {"s": [b0, b1]})
+    assert found["delta"] == pytest.approx(0.75 - 0.25)
+    spread = math.sqrt(0.125) / math.sqrt(2)  # sd of (0.5, 1.0) or (0.0, 0.5), over sqrt(2)
+    assert found["se_seeds"] == pytest.approx(math.hypot(spread, spread))

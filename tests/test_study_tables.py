@@ -146,8 +146,10 @@ def test_markdown_renders_the_studys_layout():
     text = results_markdown(table(), "base")
     assert "| training data | math500 | countdown | kk | avg |" in text
     assert "| starting model | 20.0 | 30.0 | 10.0 | 20.0 |" in text
-    assert "| math (n=2) | 45.0 ± 5.0 (+25.0) | 65.0 ± 5.0 (+35.0) | 15.0 ± 5.0 (+5.0) |" in text
+    # no per-item records here: the delta's se is the seeds' (0.05), and |z| = 5 > 2 is marked
+    assert "| math (n=2) | 45.0 (+25.0 ± 5.0*) | 65.0 (+35.0 ± 5.0*) | 15.0 (+5.0 ± 5.0) |" in text
     assert cell_text({"mean": 0.5, "se": None, "delta": None}) == "50.0"
+    assert cell_text({"mean": 0.5, "se": 0.1, "delta": None}) == "50.0 ± 10.0"
     syn = synergy_markdown(synergy(table()))
     assert "| math | · | -5.0 ± 5.6 |" in syn
     assert "| puzzle | +0.0 ± 10.0 | · |" in syn

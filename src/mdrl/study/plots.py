@@ -52,10 +52,12 @@ def delta_heatmap(table: Mapping[str, Any], path: Path, title: str = "") -> Path
         for j, value in enumerate(line):
             if not math.isnan(value):
                 ink = _ink(value, bound) if has_delta else ("black" if value > 60 else "white")
-                ax.text(j, i, f"{value:+.1f}" if has_delta else f"{value:.1f}", ha="center", va="center",
-                        fontsize=8, color=ink)
+                stats = rows[i]["avg"] if columns[j] == "avg" else rows[i]["suites"].get(columns[j])
+                text = _delta_label(value, (stats or {}).get("effect")) if has_delta else f"{value:.1f}"
+                ax.text(j, i, text, ha="center", va="center", fontsize=7, color=ink)
     fig.colorbar(image, ax=ax, label="Δ accuracy (points)" if has_delta else "accuracy (%)")
-    ax.set_title(title or ("Δ vs starting model" if has_delta else "accuracy"), fontsize=10)
+    ax.set_title((title or ("Δ vs starting model" if has_delta else "accuracy"))
+                 + ("\n± paired se; * |Δ| > 2 se" if has_delta else ""), fontsize=9)
     return _save(fig, path)
 
 
@@ -104,12 +106,22 @@ def synergy_heatmap(result: Mapping[str, Any], path: Path, title: str = "") -> P
     bound = _bound(flat)
     for i, line in enumerate(values):
         for j, value in enumerate(line):
-            text = "·" if i == j else ("–" if math.isnan(value) else f"{value:+.1f}")
+            found = result["matrix"].get(keys[i], {}).get(keys[j])
+            text = "·" if i == j else ("–" if math.isnan(value) else _delta_label(value, found))
             ink = "black" if math.isnan(value) else _ink(value, bound)
             ax.text(j, i, text, ha="center", va="center", fontsize=9, color=ink)
     fig.colorbar(image, ax=ax, label="Δ accuracy (points)")
-    ax.set_title(f"synergy (+) / conflict (−)\n{title}" if title else "synergy (+) / conflict (−)", fontsize=8)
+    ax.set_title(f"synergy (+) / conflict (−), ± paired se, * |Δ| > 2 se\n{title}", fontsize=8)
     return _save(fig, path)
+
+
+def _delta_label(points: float, numbers: Mapping[str, Any] | None) -> str:
+    """'+4.1\n±1.9*': the delta in points, its paired se and the |z| > 2 mark, when known."""
+    numbers = numbers or {}
+    text = f"{points:+.1f}"
+    if numbers.get("se") is not None:
+        text += f"\n±{100.0 * numbers['se']:.1f}"
+    return text + ("*" if numbers.get("above_2se") else "")
 
 
 def _pct(value: float | None) -> float:

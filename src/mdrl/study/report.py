@@ -18,8 +18,11 @@ from mdrl.study.config import StudyConfig, variant_label
 from mdrl.study.files import write_json_atomic
 from mdrl.study.tables import (
     cell_text,
+    effect_text,
+    group_cells,
     results_markdown,
     results_tables,
+    seed_items,
     synergy,
     synergy_markdown,
 )
@@ -34,6 +37,7 @@ th { background: #f3f3f3; } td.label, th.label { text-align: left; }
 tr.baseline td { background: #fafafa; font-style: italic; }
 .pos { color: #1a7f37; } .neg { color: #c62828; } .muted { color: #888; }
 .delta { display: block; font-size: 11px; }
+td.sig { outline: 2px solid #555; outline-offset: -3px; font-weight: 600; }
 img { max-width: 100%; border: 1px solid #eee; margin: 6px 12px 6px 0; }
 .figs { display: flex; flex-wrap: wrap; align-items: flex-start; }
 pre { background: #f7f7f7; padding: 8px; font-size: 12px; overflow-x: auto; }
@@ -67,10 +71,20 @@ def compute_results(config: StudyConfig, cells: Sequence[Mapping[str, Any]],
     suites = list(config.suites)
     order = [m.name for m in config.mixtures]
     out = []
+    grouped = group_cells(cells)
     for table in results_tables(cells, baselines, suites, config.eval.metric, order):
+        items = {mixture: seed_items(records, suites)
+                 for mixture, records in grouped[tuple(table["variant"])].items()}
         out.append({"variant": table["variant"], "label": variant_label(table["variant"]),
-                    "results": table, "synergy": synergy(table, config.suite_domains)})
+                    "results": table, "synergy": synergy(table, config.suite_domains, items)})
     return out
+
+
+def _without_items(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A run record for results.json: per-item accuracies stay in the run's own result.json."""
+    scores = {suite: {k: v for k, v in metrics.items() if k != "items"}
+              for suite, metrics in record.get("scores", {}).items()}
+    return {**record, "scores": scores}
 
 
 def _relative_paths(value: Any, root: Path) -> Any:
@@ -117,8 +131,8 @@ def write_outputs(config: StudyConfig, out_dir: Path, cells: Sequence[Mapping[st
         "failed": [{k: v for k, v in f.items() if k != "traceback"} for f in failed],
         "tables": tables,
         "paths_relative_to": "this folder",  # so a copied or moved study folder keeps its links
-        "baselines": _relative_paths(list(baselines), out_dir),
-        "cells": _relative_paths(list(cells), out_dir),
+        "baselines": _relative_paths([_without_items(r) for r in baselines], out_dir),
+        "cells": _relative_paths([_without_items(r) for r in cells], out_dir),
         "config": config.resolved(),
     }
     paths["results_json"] = out_dir / "results.json"
@@ -168,10 +182,27 @@ def _results_table(table: Mapping[str, Any]) -> str:
 def _stat_cell(stats: Mapping[str, Any]) -> str:
     if stats.get("mean") is None:
         return '<td class="muted">–</td>'
-    text = _pct(stats["mean"]) + (f" ± {_pct(stats['se'])}" if stats.get("se") is not None else "")
+    text = _pct(stats["mean"])
     delta = stats.get("delta")
-    sub = f'<span class="delta {_sign_class(delta)}">{_pct(delta, signed=True)}</span>' if delta is not None else ""
-    return f'<td title="{html.escape(cell_text(stats))}">{text}{sub}</td>'
+    if delta is None:
+        text += f" ± {_pct(stats['se'])}" if stats.get("se") is not None else ""
+        return f"<td>{text}</td>"
+    numbers = stats.get("effect") or {"delta": delta}
+    sub = f'<span class="delta {_sign_class(delta)}">{html.escape(effect_text(numbers))}</span>'
+    return f'<td{_mark(numbers)} title="{html.escape(_effect_tip(numbers, cell_text(stats)))}">{text}{sub}</td>'
+
+
+def _mark(numbers: Mapping[str, Any]) -> str:
+    return ' class="sig"' if numbers.get("above_2se") else ""
+
+
+def _effect_tip(numbers: Mapping[str, Any], head: str) -> str:
+    parts = [head]
+    for key, label in (("se_seeds", "se over seeds"), ("se_items", "se over items"), ("z", "z")):
+        if numbers.get(key) is not None:
+            value = numbers[key]
+            parts.append(f"{label} {value:.2f}" if key == "z" else f"{label} {_pct(value)}")
+    return "; ".join(parts)
 
 
 def _synergy_table(result: Mapping[str, Any]) -> str:
@@ -181,22 +212,21 @@ def _synergy_table(result: Mapping[str, Any]) -> str:
     for a in keys:
         cells = []
         for b in keys:
-            effect = result["matrix"].get(a, {}).get(b)
-            if effect is None:
+            found = result["matrix"].get(a, {}).get(b)
+            if found is None:
                 cells.append(f'<td class="muted">{"·" if a == b else "–"}</td>')
                 continue
-            se = f" ± {_pct(effect['se'])}" if effect.get("se") is not None else ""
-            tip = f"{', '.join(effect['suites'])}: {_pct(effect['mixed'])} on {effect['mixture']} vs " \
-                  f"{_pct(effect['single'])} on {effect['base_mixture']}"
-            cells.append(f'<td class="{_sign_class(effect["delta"])}" title="{html.escape(tip)}">'
-                         f'{_pct(effect["delta"], signed=True)}{se}</td>')
+            tip = _effect_tip(found, f"{', '.join(found['suites'])}: {_pct(found['mixed'])} on {found['mixture']} "
+                                     f"vs {_pct(found['single'])} on {found['base_mixture']}")
+            classes = _sign_class(found["delta"]) + (" sig" if found.get("above_2se") else "")
+            cells.append(f'<td class="{classes}" title="{html.escape(tip)}">{html.escape(effect_text(found))}</td>')
         rows.append(f'<tr><td class="label">{html.escape(a)}</td>{"".join(cells)}</tr>')
     others = [e for e in result["effects"] if len(e["added"]) > 1]
     extra = ""
     if others:
         items = "".join(f"<li>{html.escape(e['mixture'])} vs {html.escape(e['base_mixture'])} on "
                         f"{html.escape(e['target'])}'s suites: "
-                        f'<span class="{_sign_class(e["delta"])}">{_pct(e["delta"], signed=True)}</span></li>'
+                        f'<span class="{_sign_class(e["delta"])}">{html.escape(effect_text(e))}</span></li>'
                         for e in others)
         extra = f"<p>Larger mixtures:</p><ul>{items}</ul>"
     return "<table>" + "".join(rows) + "</table>" + extra
@@ -226,8 +256,9 @@ def render_html(config: StudyConfig, results: Mapping[str, Any],
     summary = "".join(f"<span><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</span>" for k, v in counts.items())
     body = [f"<h1>{html.escape(config.name)}</h1>",
             (f'<p class="muted">mdrl study report · generated {html.escape(results["generated_at"])} · '
-             f'metric {html.escape(results["metric"])} (%), mean ± standard error over seeds; the smaller '
-             "line is the change against the starting model.</p>"),
+             f'metric {html.escape(results["metric"])} (%), mean over seeds; the smaller line is the change '
+             "against the starting model ± its paired standard error (seeds and items, clustered by question); "
+             "* and a frame mark |change| &gt; 2 se.</p>"),
             f'<p class="summary">{summary}</p>']
     if results["failed"]:
         items = "".join(f"<li>{html.escape(f['cell_id'])}: {html.escape(f['error'])}</li>" for f in results["failed"])

@@ -41,6 +41,7 @@ from typing import Any, Protocol, cast
 from mdrl.specs import EvalSpec, deep_merge
 from mdrl.study.config import Baseline, Cell, ModelSpec, StudyConfig, config_hash
 from mdrl.study.files import read_json, write_json_atomic
+from mdrl.study.significance import item_accuracies
 
 log = logging.getLogger(__name__)
 
@@ -517,7 +518,7 @@ class Study:
         for suite in missing:
             if metric not in scores[suite]:
                 raise RuntimeError(f"suite {suite!r} has no {metric!r} among {sorted(scores[suite])}")
-        return {s: dict(scores[s]) for s in missing}
+        return {s: _with_items(scores[s]) for s in missing}
 
     # ----------------------------------------------------------------- collecting and reporting
 
@@ -628,6 +629,17 @@ def _exclusive(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _with_items(score: Mapping[str, Any]) -> dict[str, Any]:
+    """A suite's metrics plus its per-item accuracies (read from the samples file mdrl.eval wrote), which
+    the report pairs with the starting model's for standard errors of the deltas."""
+    out = dict(score)
+    path = Path(str(score.get("samples_file") or ""))
+    if "items" not in out and score.get("samples_file") and path.is_file():
+        with path.open(encoding="utf-8") as handle:
+            out["items"] = item_accuracies(json.loads(line) for line in handle if line.strip())
+    return out
 
 
 def _checkpoint_exists(record: Mapping[str, Any]) -> bool:

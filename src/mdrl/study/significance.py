@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
 #: |z| above this marks a delta as significant in tables.
@@ -69,8 +69,15 @@ def joint_se_items(per_seed_diffs: Sequence[Mapping[str, float]], clusters: Mapp
 def combine_seeds(seed_deltas: Sequence[float], se_items: float | None) -> dict[str, Any]:
     """Mean delta over seeds, se_seeds, the combined se (see the module doc), z and the |z| > Z_MARK mark."""
     k = len(seed_deltas)
-    delta = sum(seed_deltas) / k if k else None
-    se_seeds = statistics.stdev(seed_deltas) / math.sqrt(k) if k >= 2 else None
+    return _combined(sum(seed_deltas) / k if k else None, _spread(seed_deltas), se_items)
+
+
+def _spread(values: Sequence[float]) -> float | None:
+    """Standard error of the mean of `values` (sd with ddof=1 over sqrt(k)); None below two values."""
+    return statistics.stdev(values) / math.sqrt(len(values)) if len(values) >= 2 else None
+
+
+def _combined(delta: float | None, se_seeds: float | None, se_items: float | None) -> dict[str, Any]:
     present = [s for s in (se_seeds, se_items) if s is not None]
     se = math.sqrt(sum(s ** 2 for s in present)) if present else None
     return {"delta": delta, "se_seeds": se_seeds, "se_items": se_items, "se": se,
@@ -78,3 +85,64 @@ def combine_seeds(seed_deltas: Sequence[float], se_items: float | None) -> dict[
                                                              else "items" if se_items is not None else None),
             "z": delta / se if delta is not None and se else None,
             "above_2se": abs(delta) > Z_MARK * se if delta is not None and se is not None else None}
+
+
+# --------------------------------------------------------------------------- effects in the study's tables
+
+#: One evaluation of one suite: item id -> (the item's accuracy over its samples, its question cluster).
+ItemAccuracy = Mapping[str, Sequence[Any]]
+
+
+def item_accuracies(samples: Iterable[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """mdrl.eval's sample records -> {item_id: [mean acc over its samples, cluster]}; the cluster is the
+    item's fingerprint (its question, reference and data source), so repeated questions form one."""
+    grouped: dict[str, list[bool]] = defaultdict(list)
+    cluster: dict[str, str] = {}
+    for record in samples:
+        item = str(record["item_id"])
+        grouped[item].append(bool(record.get("acc")))
+        cluster.setdefault(item, str(record.get("fingerprint") or item))
+    return {item: [sum(accs) / len(accs), cluster[item]] for item, accs in grouped.items()}
+
+
+def effect(treated: Mapping[str, Sequence[ItemAccuracy]], control: Mapping[str, Sequence[ItemAccuracy]]
+           ) -> dict[str, Any] | None:
+    """Treated minus control, averaged over suites (unweighted), each side a list of seeds per suite.
+
+    Per suite s, on the items every evaluation of both sides answered: per-seed accuracies t_s,k and
+    c_s,k, and d_i = mean_k t_k,i - mean_k c_k,i with se_items,s its clustered se. Over the S suites:
+        delta    = mean_s (mean_k t_s,k - mean_k c_s,k)
+        se_items = sqrt(sum_s se_items,s^2) / S          (suites' items are independent)
+        se_seeds = sqrt(spread(T)^2 + spread(C)^2), T and C the per-seed averages over suites and
+                   spread = sd/sqrt(k) (a side of one evaluation, such as a starting model, adds nothing)
+    combined as in combine_seeds. None when some suite has no evaluation or no common item.
+    """
+    suites = list(treated)
+    if not suites or any(not treated[s] or not control.get(s) for s in suites):
+        return None
+    parts = []
+    for suite in suites:
+        runs_t, runs_c = list(treated[suite]), list(control[suite])
+        ids = sorted(set.intersection(*(set(run) for run in [*runs_t, *runs_c])))
+        if not ids:
+            return None
+        mean_t = [sum(float(run[i][0]) for i in ids) / len(ids) for run in runs_t]
+        mean_c = [sum(float(run[i][0]) for i in ids) / len(ids) for run in runs_c]
+        diffs = [sum(float(run[i][0]) for run in runs_t) / len(runs_t)
+                 - sum(float(run[i][0]) for run in runs_c) / len(runs_c) for i in ids]
+        parts.append((mean_t, mean_c, clustered_se(diffs, [runs_t[0][i][1] for i in ids]), len(ids)))
+    n_suites = len(parts)
+    delta = sum(sum(t) / len(t) - sum(c) / len(c) for t, c, _, _ in parts) / n_suites
+    item_ses = [se for _, _, se, _ in parts]
+    se_items = math.sqrt(sum(se ** 2 for se in item_ses)) / n_suites if None not in item_ses else None
+    spreads = []
+    for side in (0, 1):
+        runs = {len(part[side]) for part in parts}
+        if len(runs) == 1:  # every suite has the same seeds: per-seed averages over the suites
+            k = runs.pop()
+            spreads.append(_spread([sum(part[side][j] for part in parts) / n_suites for j in range(k)]))
+        else:
+            spreads.append(None)
+    present = [s for s in spreads if s is not None]
+    se_seeds = math.sqrt(sum(s ** 2 for s in present)) if present else None
+    return {**_combined(delta, se_seeds, se_items), "n_items": sum(part[3] for part in parts)}

@@ -5,12 +5,16 @@ cells' result records, so every number can be checked by hand.
 Definitions (`metric` is a suite metric, accuracy unless the study says otherwise):
   * mean and standard error over seeds: mean = sum(x)/n, se = sd(x, ddof=1)/sqrt(n); one seed -> se None.
   * delta = mean(trained) - baseline (the starting model evaluated under the same template and
-    language); its standard error is the trained runs' (the baseline is one fixed evaluation).
+    language). Its `effect` carries the paired standard error of mdrl.study.significance.effect: the
+    spread over seeds combined with the item-level error (items paired with the baseline's, clustered
+    by question), z = delta / se, and `above_2se` when |z| > 2. Without per-item records (a custom
+    runner) only the seeds' part is there.
   * avg column: per seed the unweighted mean over the suites, then mean and se over seeds.
   * own suites of a mixture key (a group such as `math`, or a domain such as `countdown`): the suites
     whose domain is that key or belongs to that group.
-  * synergy[A][B] = mean over A's own suites of (acc trained on A+B) - (acc trained on A alone),
-    se = sqrt(se(A+B)^2 + se(A)^2) (independent runs). Positive: B helps A; negative: conflict.
+  * synergy[A][B] = mean over A's own suites of (acc trained on A+B) - (acc trained on A alone), with
+    the same paired effect (items paired between the two models; both sides' seed spreads). Positive:
+    B helps A; negative: conflict.
 """
 
 from __future__ import annotations
@@ -19,6 +23,12 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+from mdrl.study.significance import Z_MARK, combine_seeds, effect
+
+#: Per mixture, per suite: one item-accuracy map per seed (mdrl.study.significance.ItemAccuracy).
+SeedItems = Mapping[str, Sequence[Mapping[str, Sequence[Any]]]]
+
 
 def mean_se(values: Sequence[float]) -> tuple[float | None, float | None]:
     """Mean and standard error of the mean (sample sd, ddof=1); se is None below two values."""
@@ -72,15 +82,31 @@ def _fmt(value: float | None, digits: int = 1, scale: float = 100.0, signed: boo
     return f"{value * scale:+.{digits}f}" if signed else f"{value * scale:.{digits}f}"
 
 
+def significant(stats: Mapping[str, Any] | None) -> bool:
+    """Whether a delta's paired |z| exceeds Z_MARK."""
+    return bool(stats and (stats.get("effect") or {}).get("above_2se"))
+
+
+def effect_text(numbers: Mapping[str, Any] | None) -> str:
+    """'+4.1 ± 1.9*': a delta in points, its paired se, and * when |z| > 2."""
+    if not numbers or numbers.get("delta") is None:
+        return "–"
+    text = _fmt(numbers["delta"], signed=True)
+    if numbers.get("se") is not None:
+        text += f" ± {_fmt(numbers['se'])}"
+    return text + ("*" if numbers.get("above_2se") else "")
+
+
 def cell_text(stats: Mapping[str, Any] | None) -> str:
-    """'45.2 ± 1.3 (+4.1)': accuracy in percent, its se over seeds, and the delta to the baseline."""
+    """'45.2 (+4.1 ± 1.9*)': accuracy in percent, the delta to the baseline with its paired se, * when
+    |z| > 2; '45.2 ± 1.3' (se over seeds) where there is no baseline."""
     if not stats or stats.get("mean") is None:
         return "–"
     text = _fmt(stats["mean"])
+    if stats.get("delta") is not None:
+        return text + f" ({effect_text(stats.get('effect') or {'delta': stats['delta']})})"
     if stats.get("se") is not None:
         text += f" ± {_fmt(stats['se'])}"
-    if stats.get("delta") is not None:
-        text += f" ({_fmt(stats['delta'], signed=True)})"
     return text
 
 
@@ -94,34 +120,71 @@ def _metric(record: Mapping[str, Any], suite: str, metric: str) -> float | None:
     return float(scores[metric])
 
 
+def suite_items(record: Mapping[str, Any], suite: str) -> Mapping[str, Sequence[Any]] | None:
+    """A record's per-item accuracies on a suite (stored by the study runner), or None."""
+    items = (record.get("scores", {}).get(suite) or {}).get("items")
+    return items or None
+
+
+def group_cells(cells: Iterable[Mapping[str, Any]]) -> dict[tuple[str, ...], dict[str, list[Mapping[str, Any]]]]:
+    """{variant: {mixture: its records sorted by seed}}, variants and mixtures in first-seen order."""
+    grouped: dict[tuple[str, ...], dict[str, list[Mapping[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for record in cells:
+        grouped[tuple(record["variant"])][record["axes"]["mixture"]].append(record)
+    for by_mixture in grouped.values():
+        for records in by_mixture.values():
+            records.sort(key=lambda r: r["axes"]["seed"])
+    return grouped
+
+
+def seed_items(records: Sequence[Mapping[str, Any]], suites: Sequence[str]) -> dict[str, list[Any]]:
+    """{suite: one item-accuracy map per record}, for the suites every record has items of."""
+    out = {}
+    for suite in suites:
+        maps = [suite_items(record, suite) for record in records]
+        if maps and all(m is not None for m in maps):
+            out[suite] = maps
+    return out
+
+
+def _paired(treated: SeedItems, control: SeedItems, suites: Sequence[str],
+            seed_deltas: Sequence[float]) -> dict[str, Any] | None:
+    """The paired effect on `suites` when both sides have items there, else the seeds' part alone."""
+    if suites and all(s in treated and s in control for s in suites):
+        found = effect({s: treated[s] for s in suites}, {s: control[s] for s in suites})
+        if found is not None:
+            return found
+    return combine_seeds(seed_deltas, None) if seed_deltas else None
+
+
 def results_tables(cells: Iterable[Mapping[str, Any]], baselines: Iterable[Mapping[str, Any]],
                    suites: Sequence[str], metric: str = "accuracy",
                    mixture_order: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """One table per variant (model, reward, template, curriculum, language).
 
     Each cell record has `variant` (5 strings), `axes` {mixture, seed, ...} and `scores`
-    {suite: {metric: value}}; each baseline record has `axes` {model, template, lang} and `scores`.
-    Rows are mixtures (in `mixture_order`, else first-seen); columns the suites plus `avg`.
+    {suite: {metric: value, items?: {item_id: [acc, cluster]}}}; each baseline record has `axes`
+    {model, template, lang} and `scores`. Rows are mixtures (in `mixture_order`, else first-seen);
+    columns the suites plus `avg`. Paired effects use per-item accuracy, whatever `metric` is shown.
     """
     base_scores = {(b["axes"]["model"], b["axes"]["template"], b["axes"]["lang"]): b for b in baselines}
-    grouped: dict[tuple[str, ...], dict[str, list[Mapping[str, Any]]]] = defaultdict(lambda: defaultdict(list))
-    for record in cells:
-        grouped[tuple(record["variant"])][record["axes"]["mixture"]].append(record)
     tables = []
-    for variant, by_mixture in grouped.items():
+    for variant, by_mixture in group_cells(cells).items():
         model, _reward, template, _curriculum, lang = variant
         baseline = base_scores.get((model, template, lang))
-        base_row = None
+        base_row, base_items = None, {}
         if baseline is not None:
             base_values = {s: _metric(baseline, s, metric) for s in suites}
             present = [v for v in base_values.values() if v is not None]
             base_avg = sum(present) / len(present) if len(present) == len(suites) else None
             base_row = {"suites": base_values, "avg": base_avg}
+            base_items = seed_items([baseline], suites)
         order = [m for m in (mixture_order or []) if m in by_mixture] + \
                 [m for m in by_mixture if m not in (mixture_order or [])]
         rows = []
         for mixture in order:
-            records = sorted(by_mixture[mixture], key=lambda r: r["axes"]["seed"])
+            records = by_mixture[mixture]
+            items = seed_items(records, suites)
             row: dict[str, Any] = {"mixture": mixture, "seeds": [r["axes"]["seed"] for r in records],
                                    "keys": list(records[0].get("mixture_keys", [])), "suites": {}}
             per_seed_avg = []
@@ -133,7 +196,12 @@ def results_tables(cells: Iterable[Mapping[str, Any]], baselines: Iterable[Mappi
                 values = [v for v in (_metric(r, suite, metric) for r in records) if v is not None]
                 base = base_row["suites"].get(suite) if base_row else None
                 row["suites"][suite] = _stats(values, base)
+                if base is not None:
+                    row["suites"][suite]["effect"] = _paired(items, base_items, [suite], [v - base for v in values])
             row["avg"] = _stats(per_seed_avg, base_row["avg"] if base_row else None)
+            if base_row is not None and base_row["avg"] is not None:
+                row["avg"]["effect"] = _paired(items, base_items, list(suites),
+                                               [v - base_row["avg"] for v in per_seed_avg])
             rows.append(row)
         tables.append({"variant": list(variant), "metric": metric, "suites": list(suites),
                        "baseline": base_row, "rows": rows})
@@ -149,14 +217,18 @@ def _stats(values: Sequence[float], base: float | None) -> dict[str, Any]:
 # --------------------------------------------------------------------------- synergy
 
 
-def synergy(table: Mapping[str, Any], overrides: Mapping[str, str] | None = None) -> dict[str, Any]:
+def synergy(table: Mapping[str, Any], overrides: Mapping[str, str] | None = None,
+            items: Mapping[str, SeedItems] | None = None) -> dict[str, Any]:
     """Effects of adding mixture keys to a single-key mixture, on that key's own suites.
 
+    `items` {mixture: seed_items(...)} gives the paired item-level error; without it only the seeds'.
     Returns `keys` (the single-key mixtures, table order), `matrix` {A: {B: effect}} for every pair
     whose A and A+B mixtures were trained, and `effects`: one entry per (single A, larger mixture M
-    containing A), including the triple. An effect is {delta, se, suites, target, added, mixture}.
+    containing A), including the triple. An effect is significance.effect's numbers plus
+    {suites, target, added, mixture, base_mixture, mixed, single}.
     """
     suites = table["suites"]
+    items = items or {}
     rows = {row["mixture"]: row for row in table["rows"]}
     by_keys: dict[frozenset[str], str] = {}
     for name, row in rows.items():
@@ -171,40 +243,51 @@ def synergy(table: Mapping[str, Any], overrides: Mapping[str, str] | None = None
         for name, row in rows.items():
             if key not in row["keys"] or len(row["keys"]) < 2 or by_keys.get(frozenset(row["keys"])) != name:
                 continue
-            effect = _effect(rows[single_name], row, own)
-            if effect is None:
+            found = _effect(rows[single_name], row, own, items.get(single_name, {}), items.get(name, {}))
+            if found is None:
                 continue
             added = [k for k in row["keys"] if k != key]
-            effect.update(target=key, added=added, mixture=name, base_mixture=single_name)
-            effects.append(effect)
+            found.update(target=key, added=added, mixture=name, base_mixture=single_name)
+            effects.append(found)
             if len(added) == 1:
-                matrix.setdefault(key, {})[added[0]] = effect
+                matrix.setdefault(key, {})[added[0]] = found
     keys = [key for key, _ in singles]
     return {"keys": keys, "matrix": matrix, "effects": effects}
 
 
-def _own_mean(row: Mapping[str, Any], own: Sequence[str]) -> tuple[float | None, float | None]:
-    """Mean over own suites per seed, then mean and se over seeds (seeds present in every own suite)."""
+def _own_means(row: Mapping[str, Any], own: Sequence[str]) -> list[float] | None:
+    """Per seed, the mean over own suites (None when a suite misses some seed)."""
     per_suite = [row["suites"][s]["values"] for s in own]
-    seeds = row["seeds"]
-    if any(len(values) != len(seeds) for values in per_suite):
-        # a suite missing for some seed: fall back on suite means, no se
-        means = [row["suites"][s]["mean"] for s in own]
-        if any(m is None for m in means):
-            return None, None
-        return sum(means) / len(means), None
-    per_seed = [sum(values[i] for values in per_suite) / len(per_suite) for i in range(len(seeds))]
-    return mean_se(per_seed)
-
-
-def _effect(single: Mapping[str, Any], mixed: Mapping[str, Any], own: Sequence[str]) -> dict[str, Any] | None:
-    mixed_mean, mixed_se = _own_mean(mixed, own)
-    single_mean, single_se = _own_mean(single, own)
-    if mixed_mean is None or single_mean is None:
+    if any(len(values) != len(row["seeds"]) for values in per_suite):
         return None
-    se = math.sqrt(mixed_se ** 2 + single_se ** 2) if mixed_se is not None and single_se is not None else None
-    return {"delta": mixed_mean - single_mean, "se": se, "suites": list(own),
-            "mixed": mixed_mean, "single": single_mean}
+    return [sum(values[i] for values in per_suite) / len(per_suite) for i in range(len(row["seeds"]))]
+
+
+def _effect(single: Mapping[str, Any], mixed: Mapping[str, Any], own: Sequence[str],
+            single_items: SeedItems, mixed_items: SeedItems) -> dict[str, Any] | None:
+    mixed_seeds, single_seeds = _own_means(mixed, own), _own_means(single, own)
+    if mixed_seeds is None or single_seeds is None:
+        # a suite missing for some seed: suite means only, no se
+        means = [(mixed["suites"][s]["mean"], single["suites"][s]["mean"]) for s in own]
+        if any(m is None or s is None for m, s in means):
+            return None
+        delta = sum(m - s for m, s in means) / len(means)
+        return {"delta": delta, "se": None, "z": None, "above_2se": None, "suites": list(own),
+                "mixed": sum(m for m, _ in means) / len(means), "single": sum(s for _, s in means) / len(means)}
+    found = None
+    if all(s in mixed_items and s in single_items for s in own):
+        found = effect({s: mixed_items[s] for s in own}, {s: single_items[s] for s in own})
+    if found is None:  # independent runs: the two sides' seed spreads
+        mixed_mean, mixed_se = mean_se(mixed_seeds)
+        single_mean, single_se = mean_se(single_seeds)
+        parts = [s for s in (mixed_se, single_se) if s is not None]
+        se = math.sqrt(sum(s ** 2 for s in parts)) if len(parts) == 2 else None
+        delta = mixed_mean - single_mean  # type: ignore[operator]
+        found = {"delta": delta, "se": se, "se_seeds": se, "se_items": None,
+                 "z": delta / se if se else None, "above_2se": abs(delta) > Z_MARK * se if se else None}
+    found.update(suites=list(own), mixed=sum(mixed_seeds) / len(mixed_seeds),
+                 single=sum(single_seeds) / len(single_seeds))
+    return found
 
 
 # --------------------------------------------------------------------------- markdown
@@ -225,7 +308,8 @@ def results_markdown(table: Mapping[str, Any], title: str = "") -> str:
         lines.append(f"| {row['mixture']}{seeds} | " + " | ".join(cell_text(row["suites"][s]) for s in suites)
                      + f" | {cell_text(row['avg'])} |")
     lines.append("")
-    lines.append(f"{table['metric']} in %, mean ± standard error over seeds, (delta) against the starting model.")
+    lines.append(f"{table['metric']} in %, mean over seeds; (delta ± paired standard error, seeds and items) "
+                 "against the starting model; * |delta| > 2 se.")
     return "\n".join(line for line in lines if line is not None) + "\n"
 
 
@@ -238,13 +322,13 @@ def synergy_markdown(result: Mapping[str, Any], title: str = "") -> str:
     for a in keys:
         cells = []
         for b in keys:
-            effect = result["matrix"].get(a, {}).get(b)
-            if effect is None:
+            found = result["matrix"].get(a, {}).get(b)
+            if found is None:
                 cells.append("·" if a == b else "–")
             else:
-                se = f" ± {_fmt(effect['se'])}" if effect.get("se") is not None else ""
-                cells.append(f"{_fmt(effect['delta'], signed=True)}{se}")
+                cells.append(effect_text(found))
         lines.append(f"| {a} | " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append("Row A, column B: accuracy on A's own suites (points) when trained on A+B minus trained on A alone.")
+    lines.append("Row A, column B: accuracy on A's own suites (points) when trained on A+B minus trained on A "
+                 "alone, ± paired standard error; * |delta| > 2 se.")
     return "\n".join(lines) + "\n"
