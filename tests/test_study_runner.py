@@ -315,3 +315,41 @@ def test_workers_share_the_cores_out(monkeypatch):
         assert runner._worker_threads(2) == 1
     finally:
         torch.set_num_threads(previous)
+
+
+def test_eval_templates_and_factor_tables(tmp_path):
+    """Template consistency as an axis: every trained cell is also evaluated under eval.templates (a
+    later template is evaluated alone, nothing retrained), and the report has a table per factor."""
+    log = tmp_path / "train.log"
+    mapping = study_mapping(mixtures=["countdown"], seeds=[0], rewards=["default", "binary"],
+                            eval={"templates": ["plain"]})
+    config = StudyConfig.from_mapping(mapping)
+    assert list(config.axes()) == ["SFT (starting model)", "template (train)", "template (eval)", "curriculum",
+                                   "reward", "language", "training data", "seeds"]
+    assert sorted(b.template for b in config.baselines()) == ["plain", "r1-base"]
+    first = run_study(config, tmp_path / "out", StoredResponseRunner(config, log_path=log))
+    assert first.counts["failed"] == 0 and len(train_calls(log)) == 2
+    record = read_json(next((tmp_path / "out" / "cells").glob("*binary*")) / RESULT)
+    assert set(record["template_scores"]) == {"plain"} and set(record["template_scores"]["plain"]) == {CD, KK}
+    items = record["scores"][CD]["items"]                                  # per-item accuracies, for the se
+    assert len(items) == N_ITEMS and sum(acc for acc, _ in items.values()) == expected_accuracy("countdown", 0, "countdown") * N_ITEMS
+
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [g["variant"] for g in results["template_consistency"]] == [["base", "default", "none", "en"],
+                                                                       ["base", "binary", "none", "en"]]
+    group = results["template_consistency"][0]
+    assert group["eval_templates"] == ["r1-base", "plain"] and group["train_templates"] == ["r1-base"]
+    cell = group["matrix"]["countdown"]["r1-base"]["plain"]
+    base_avg = (BASE_CORRECT["base"]["countdown"] + BASE_CORRECT["base"]["knights_knaves"]) / 2 / N_ITEMS
+    assert cell["delta"] == pytest.approx(cell["mean"] - base_avg)
+    assert cell["effect"]["se_items"] is not None and cell["effect"]["se_seeds"] is None  # one seed: items only
+    [reward] = [f for f in results["factors"] if f["factor"] == "reward"]
+    assert reward["levels"] == ["default", "binary"] and reward["rows"][0]["vs"]["binary"]["delta"] == 0.0
+    markdown = (tmp_path / "out" / "results.md").read_text()
+    assert "factor reward: default vs binary" in markdown and "template consistency: base" in markdown
+
+    widened = StudyConfig.from_mapping({**mapping, "eval": {"templates": ["plain", "chat"]}})
+    plan = Study(widened, tmp_path / "out", StoredResponseRunner(widened, log_path=log)).plan()
+    cells = [job for job in plan.jobs if job.kind == "cell"]
+    assert [job.status for job in cells] == ["evaluate", "evaluate"]
+    assert all(job.missing == [] and job.missing_templates == {"chat": [CD, KK]} for job in cells)

@@ -85,8 +85,12 @@ def study(
         except (ValueError, StudyConfigError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
+        for axis, values in study_config.axes().items():
+            typer.echo(f"{axis + ':':22s} {' | '.join(values)}  ({len(values)})")
         for job in plan.jobs:
-            extra = f" (suites: {', '.join(job.missing)})" if job.status == "evaluate" else ""
+            extra = f" (suites: {', '.join(job.missing)})" if job.status == "evaluate" and job.missing else ""
+            if job.missing_templates:
+                extra += f" (+ eval templates: {', '.join(job.missing_templates)})"
             typer.echo(f"{job.status:9s} {job.kind:8s} {job.cell_id}{extra}")
         typer.echo(f"{study_config.name}: {len(plan.jobs)} jobs in {out_dir}; {plan.summary()}")
         return

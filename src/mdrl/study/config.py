@@ -20,7 +20,10 @@ YAML schema (every key but `models` and `suites` has a default; see `StudyConfig
     suites: [math500, aime24, countdown, humaneval, mbpp, kk, zebra]
     data: {sources: {...}, n: 2000}  # which training data each cell gets (see DataSettings)
     train: {engine: verl, grpo: {...}}  # the mdrl.train config every cell shares (`extends: PRESET` ok)
-    eval: {backend: vllm, sampling: {max_new_tokens: 8192}}
+    eval: {backend: vllm, sampling: {max_new_tokens: 8192}, templates: [r1-base, chat, plain]}
+
+The five factors of the study are axes: models (SFT: base vs instruct), templates x eval.templates
+(template consistency), curriculum, rewards (binary / proportional / format-weighted) and langs.
 """
 
 from __future__ import annotations
@@ -306,10 +309,22 @@ class EvalSettings(EvalSpec):
         "help": "mdrl.eval.SamplingConfig fields (n, temperature, top_p, max_new_tokens, seed)."})
     metric: str = field(default="accuracy", metadata={
         "help": "The suite metric the tables report (accuracy = mean@n; pass@1, acc_strict, ...)."})
+    templates: tuple[str, ...] = field(default=(), metadata={
+        "help": "The template-consistency factor: every trained model is also evaluated under each of these "
+                "(r1-base | chat | plain | auto), and the report adds a train-template x eval-template table. "
+                "Empty: each model only under the template it trained with."})
 
     def __post_init__(self) -> None:
         super().__post_init__()
         from mdrl.eval.types import SamplingConfig
+        from mdrl.templates import TEMPLATES
+
+        object.__setattr__(self, "templates", tuple(str(t) for t in _as_list(self.templates)))
+        for template in self.templates:
+            if template != "auto" and template not in TEMPLATES:
+                raise StudyConfigError(f"eval.templates: {template!r} is not auto or one of {TEMPLATES}")
+        if len(set(self.templates)) != len(self.templates):
+            raise StudyConfigError(f"eval.templates: repeated values in {list(self.templates)}")
 
         known = {f.name for f in fields(SamplingConfig)}
         _check_keys(self.sampling, sorted(known), "eval.sampling")
@@ -528,12 +543,34 @@ class StudyConfig:
             raise StudyConfigError(f"the grid names some cells twice (check templates: auto): {repeated[:3]}")
         return out
 
+    def eval_templates(self, cell: Cell) -> list[str]:
+        """The templates a cell is evaluated under besides its own (eval.templates, `auto` resolved)."""
+        extra = [self.template_for(cell.model, t) for t in self.eval.templates]
+        return [t for t in dict.fromkeys(extra) if t != cell.template]
+
+    def axes(self) -> dict[str, list[str]]:
+        """The grid's axes, the study's five factors first, as `mdrl study --dry-run` lists them."""
+        def reward(variant: RewardVariant) -> str:
+            if variant.mode is None and not variant.format_weight:
+                return variant.name
+            return f"{variant.name} ({variant.mode or 'binary'}, format weight {variant.format_weight:g})"
+
+        return {"SFT (starting model)": [f"{m.name} ({m.kind}: {m.path})" for m in self.models],
+                "template (train)": list(self.templates),
+                "template (eval)": list(self.eval.templates) or ["the training template"],
+                "curriculum": list(self.curriculum),
+                "reward": [reward(r) for r in self.rewards],
+                "language": list(self.langs),
+                "training data": [m.name for m in self.mixtures],
+                "seeds": [str(seed) for seed in self.seeds]}
+
     def baselines(self) -> list[Baseline]:
+        """Each starting model under every template it is trained or evaluated with, in each language."""
         if not self.baseline:
             return []
         seen: dict[tuple[str, str, str], Baseline] = {}
         for model in self.models:
-            for template in self.templates:
+            for template in [*self.templates, *self.eval.templates]:
                 for lang in self.langs:
                     base = Baseline(model, self.template_for(model, template), lang)
                     seen.setdefault(base.key, base)
@@ -576,6 +613,7 @@ class StudyConfig:
         """Everything that decides a suite score besides the model."""
         settings = asdict(self.eval)
         settings.pop("metric")  # read from the stored metrics; changing it needs no re-run
+        settings.pop("templates")  # each extra template's scores are kept (and planned) on their own
         return {"template": template, "lang": lang, **plain(settings, str_keys=True)}
 
     def resolved(self) -> dict[str, Any]:

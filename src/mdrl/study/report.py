@@ -17,14 +17,19 @@ from typing import Any
 from mdrl.study.config import StudyConfig, variant_label
 from mdrl.study.files import write_json_atomic
 from mdrl.study.tables import (
+    FACTORS,
     cell_text,
     effect_text,
+    factor_markdown,
+    factor_tables,
     group_cells,
     results_markdown,
     results_tables,
     seed_items,
     synergy,
     synergy_markdown,
+    template_markdown,
+    template_tables,
 )
 
 _CSS = """
@@ -121,7 +126,9 @@ def write_outputs(config: StudyConfig, out_dir: Path, cells: Sequence[Mapping[st
         figures[index] = figs
         for name, path in figs:
             paths[f"plot:{slug}:{name}"] = path
-    markdown = _markdown(config, tables)
+    templates = template_tables(cells, baselines, list(config.suites), config.eval.metric)
+    factors = factor_tables(cells, [entry["results"] for entry in tables])
+    markdown = _markdown(config, tables, templates, factors)
     results = {
         "study": config.name,
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -130,6 +137,8 @@ def write_outputs(config: StudyConfig, out_dir: Path, cells: Sequence[Mapping[st
         "counts": dict(counts),
         "failed": [{k: v for k, v in f.items() if k != "traceback"} for f in failed],
         "tables": tables,
+        "factors": factors,
+        "template_consistency": templates,
         "paths_relative_to": "this folder",  # so a copied or moved study folder keeps its links
         "baselines": _relative_paths([_without_items(r) for r in baselines], out_dir),
         "cells": _relative_paths([_without_items(r) for r in cells], out_dir),
@@ -144,13 +153,27 @@ def write_outputs(config: StudyConfig, out_dir: Path, cells: Sequence[Mapping[st
     return results, paths, markdown
 
 
-def _markdown(config: StudyConfig, tables: Sequence[Mapping[str, Any]]) -> str:
+def _template_title(group: Mapping[str, Any]) -> str:
+    model, reward, curriculum, lang = group["variant"]
+    return f"template consistency: {model} · reward {reward} · curriculum {curriculum} · {lang}"
+
+
+def _factor_title(table: Mapping[str, Any]) -> str:
+    names = [name for name, _ in FACTORS if name != table["factor"]]
+    fixed = " · ".join(f"{name.split(' (')[0]} {value}" for name, value in zip(names, table["fixed"]))
+    return f"factor {table['factor']}: {' vs '.join(table['levels'])} ({fixed})"
+
+
+def _markdown(config: StudyConfig, tables: Sequence[Mapping[str, Any]],
+              templates: Sequence[Mapping[str, Any]] = (), factors: Sequence[Mapping[str, Any]] = ()) -> str:
     parts = [f"# {config.name}\n"]
     for entry in tables:
         parts.append(results_markdown(entry["results"], entry["label"]))
         syn = synergy_markdown(entry["synergy"], f"synergy / conflict: {entry['label']}")
         if syn:
             parts.append(syn)
+    parts.extend(factor_markdown(table, _factor_title(table)) for table in factors)
+    parts.extend(template_markdown(group, _template_title(group)) for group in templates)
     if not tables:
         parts.append("No finished cells yet.\n")
     return "\n".join(parts)
@@ -232,6 +255,41 @@ def _synergy_table(result: Mapping[str, Any]) -> str:
     return "<table>" + "".join(rows) + "</table>" + extra
 
 
+def _factor_table(table: Mapping[str, Any]) -> str:
+    levels, reference = table["levels"], table["reference"]
+    head = "".join(f"<th>{html.escape(level)}</th>" for level in levels)
+    head += "".join(f"<th>{html.escape(level)} − {html.escape(reference)}</th>" for level in levels[1:])
+    rows = [f'<tr><th class="label">training data</th>{head}</tr>']
+    for row in table["rows"]:
+        cells = "".join(_stat_cell(row["levels"].get(level) or {}) for level in levels)
+        for level in levels[1:]:
+            found = row["vs"].get(level)
+            if found is None:
+                cells += '<td class="muted">–</td>'
+                continue
+            classes = _sign_class(found["delta"]) + (" sig" if found.get("above_2se") else "")
+            cells += f'<td class="{classes}" title="{html.escape(_effect_tip(found, ""))}">' \
+                     f"{html.escape(effect_text(found))}</td>"
+        rows.append(f'<tr><td class="label">{html.escape(row["mixture"])}</td>{cells}</tr>')
+    note = (f'<p class="muted">Average over the suites ({html.escape(", ".join(table["suites"]))}); the last '
+            f"columns are the difference from {html.escape(reference)} on the same items.</p>")
+    return note + "<table>" + "".join(rows) + "</table>"
+
+
+def _template_table(group: Mapping[str, Any]) -> str:
+    evals = group["eval_templates"]
+    head = "".join(f"<th>eval {html.escape(e)}</th>" for e in evals)
+    rows = [f'<tr><th class="label">training data</th><th class="label">trained with</th>{head}</tr>']
+    for mixture, by_train in group["matrix"].items():
+        for trained_with, by_eval in by_train.items():
+            cells = "".join(_stat_cell(by_eval.get(e) or {}) for e in evals)
+            rows.append(f'<tr><td class="label">{html.escape(mixture)}</td>'
+                        f'<td class="label">{html.escape(trained_with)}</td>{cells}</tr>')
+    note = ('<p class="muted">Average over the suites; the change is against the starting model evaluated '
+            "with the same template.</p>")
+    return note + "<table>" + "".join(rows) + "</table>"
+
+
 def _runs_section(results: Mapping[str, Any]) -> str:
     rows = [('<tr><th class="label">run</th><th class="label">kind</th><th class="label">model evaluated</th>'
              '<th>train s</th><th>eval s</th><th class="label">finished</th></tr>')]
@@ -274,6 +332,10 @@ def render_html(config: StudyConfig, results: Mapping[str, Any],
             body.append(_synergy_table(entry["synergy"]))
         figs = "".join(_img(path, name) for name, path in figures.get(index, []))
         body.append(f'<div class="figs">{figs}</div>')
+    for table in results.get("factors", []):
+        body.append(f"<h2>{html.escape(_factor_title(table))}</h2>" + _factor_table(table))
+    for group in results.get("template_consistency", []):
+        body.append(f"<h2>{html.escape(_template_title(group))}</h2>" + _template_table(group))
     body.append("<h2>Runs</h2>" + _runs_section(results))
     study = json.dumps(results["config"], indent=2, ensure_ascii=False, default=str)
     body.append(f"<h2>Study config</h2><details open><summary>resolved</summary><pre>{html.escape(study)}</pre></details>")

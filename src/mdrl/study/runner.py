@@ -231,6 +231,8 @@ class Job:
     status: str = RUN
     #: suites still to evaluate (all when status is RUN/STALE)
     missing: list[str] = field(default_factory=list)
+    #: a cell's further evaluation templates (eval.templates) -> the suites still to evaluate under each
+    missing_templates: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def cell_id(self) -> str:
@@ -320,25 +322,30 @@ class Study:
         for job in jobs:
             result = read_json(job.folder / RESULT)
             trained = read_json(job.folder / TRAIN) if job.kind == "cell" else None
+            extra = self.config.eval_templates(cast(Cell, job.unit)) if job.kind == "cell" else []
+            job.missing, job.missing_templates = suites, {t: suites for t in extra}
             same_training = job.kind == "baseline" or (
                 result is not None and result.get("train_key") == job.train_key)
             if result is not None and same_training and result.get("eval_key") == job.eval_key:
-                missing = [s for s in suites if s not in result.get("scores", {})]
-                if not missing:
-                    job.status, job.missing = FINISHED, []
+                job.missing = [s for s in suites if s not in result.get("scores", {})]
+                done = result.get("template_scores", {})
+                job.missing_templates = {t: [s for s in suites if s not in done.get(t, {})] for t in extra}
+                job.missing_templates = {t: left for t, left in job.missing_templates.items() if left}
+                if not job.missing and not job.missing_templates:
+                    job.status = FINISHED
                     continue
                 if job.kind == "baseline" or _checkpoint_exists(result):
-                    job.status, job.missing = EVALUATE, missing
+                    job.status = EVALUATE
                     continue
+                job.missing, job.missing_templates = suites, {t: suites for t in extra}
             if job.kind == "baseline" and result is not None:  # new evaluation settings: evaluate again
-                job.status, job.missing = EVALUATE, suites
+                job.status = EVALUATE
                 continue
             if job.kind == "cell" and trained is not None and trained.get("train_key") == job.train_key \
                     and _checkpoint_exists(trained):
-                job.status, job.missing = EVALUATE, suites
+                job.status = EVALUATE
                 continue
             job.status = STALE if result is not None or trained is not None else RUN
-            job.missing = suites
         return Plan(jobs)
 
     def check(self, plan: Plan | None = None) -> None:
@@ -479,8 +486,14 @@ class Study:
                        "seconds": {"train": round(train_seconds, 3)}}
             write_json_atomic(job.folder / TRAIN, trained)
         started = time.perf_counter()
-        scores = self._previous_scores(job)
+        previous = self._previous_result(job)
+        scores = self._previous_scores(job, previous)
         scores.update(self._evaluate(trained["checkpoint"], job, cell.template, cell.lang))
+        template_scores = {t: dict(v) for t, v in (previous or {}).get("template_scores", {}).items()
+                           if t in self.config.eval_templates(cell)}
+        for template, suites in job.missing_templates.items():
+            template_scores.setdefault(template, {}).update(
+                self._evaluate(trained["checkpoint"], job, template, cell.lang, suites))
         record = {
             "kind": "cell", "cell_id": job.cell_id, "label": cell.label,
             "axes": {"model": cell.model.name, "mixture": cell.mixture.name, "reward": cell.reward.name,
@@ -490,6 +503,7 @@ class Study:
             "train_key": job.train_key, "eval_key": job.eval_key,
             "checkpoint": trained["checkpoint"], "train": trained.get("train", {}),
             "scores": _ordered(scores, self.config.suites),
+            "template_scores": {t: _ordered(v, self.config.suites) for t, v in template_scores.items()},
             "seconds": {"train": trained.get("seconds", {}).get("train", round(train_seconds, 3)),
                         "eval": round(time.perf_counter() - started, 3)},
             "resolved_config": {"train": settings, "eval": self.config.eval_settings(cell.template, cell.lang),
@@ -498,18 +512,28 @@ class Study:
         }
         write_json_atomic(job.folder / RESULT, record)
 
-    def _previous_scores(self, job: Job) -> dict[str, Any]:
-        """Scores already in result.json that still hold (same training, same evaluation settings)."""
+    def _previous_result(self, job: Job) -> dict[str, Any] | None:
+        """result.json while it still holds (same training, same evaluation settings)."""
         if job.status != EVALUATE:
-            return {}
+            return None
         previous = read_json(job.folder / RESULT)
         if previous is None or previous.get("eval_key") != job.eval_key or \
                 previous.get("train_key") != job.train_key:
+            return None
+        return previous
+
+    def _previous_scores(self, job: Job, previous: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Scores already in result.json that still hold, for the suites not evaluated again."""
+        previous = previous if previous is not None else self._previous_result(job)
+        if previous is None:
             return {}
         return {s: v for s, v in previous.get("scores", {}).items() if s not in job.missing}
 
-    def _evaluate(self, model_path: str, job: Job, template: str, lang: str) -> dict[str, Any]:
-        missing = job.missing or list(self.config.suites)
+    def _evaluate(self, model_path: str, job: Job, template: str, lang: str,
+                  suites: Sequence[str] | None = None) -> dict[str, Any]:
+        missing = list(suites) if suites is not None else list(job.missing)
+        if not missing:
+            return {}
         scores = self.runner.evaluate(model_path, missing, template, lang, job.folder / "eval")
         absent = [s for s in missing if s not in scores]
         if absent:

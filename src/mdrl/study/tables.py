@@ -214,6 +214,123 @@ def _stats(values: Sequence[float], base: float | None) -> dict[str, Any]:
             "delta": (mean - base) if mean is not None and base is not None else None}
 
 
+# --------------------------------------------------------------------------- factors
+
+#: The study's factors that are parts of a cell's variant (model, reward, template, curriculum, language).
+FACTORS = (("SFT (starting model)", 0), ("reward", 1), ("template", 2), ("curriculum", 3), ("language", 4))
+
+
+def factor_tables(cells: Iterable[Mapping[str, Any]], tables: Sequence[Mapping[str, Any]]
+                  ) -> list[dict[str, Any]]:
+    """One table per factor with two or more levels, per setting of the other variant parts.
+
+    Rows are training mixtures, columns the factor's levels: each level's average over the suites
+    (with its delta against its own starting model), and `vs` {level: the paired difference from the
+    first level on the same items, both levels' seed spreads counted}.
+    """
+    grouped = group_cells(cells)
+    out = []
+    for factor, index in FACTORS:
+        by_rest: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
+        for table in tables:
+            rest = tuple(v for i, v in enumerate(table["variant"]) if i != index)
+            by_rest.setdefault(rest, []).append(table)
+        for rest, members in by_rest.items():
+            if len(members) < 2:
+                continue
+            suites = members[0]["suites"]
+            levels = [table["variant"][index] for table in members]
+            rows_of = [{row["mixture"]: row for row in table["rows"]} for table in members]
+            mixtures = list(dict.fromkeys(m for rows in rows_of for m in rows))
+            rows = []
+            for mixture in mixtures:
+                reference = rows_of[0].get(mixture)
+                reference_items = seed_items(grouped[tuple(members[0]["variant"])].get(mixture, []), suites)
+                row: dict[str, Any] = {"mixture": mixture, "levels": {}, "vs": {}}
+                for level, table, table_rows in zip(levels, members, rows_of):
+                    found = table_rows.get(mixture)
+                    row["levels"][level] = found["avg"] if found else None
+                    if found is None or reference is None or found is reference:
+                        continue
+                    items = seed_items(grouped[tuple(table["variant"])].get(mixture, []), suites)
+                    row["vs"][level] = _effect(reference, found, suites, reference_items, items)
+                rows.append(row)
+            out.append({"factor": factor, "fixed": list(rest), "levels": levels, "reference": levels[0],
+                        "suites": list(suites), "rows": rows})
+    return out
+
+
+def factor_markdown(table: Mapping[str, Any], title: str = "") -> str:
+    levels, reference = table["levels"], table["reference"]
+    others = levels[1:]
+    header = ["training data", *levels, *(f"{level} − {reference}" for level in others)]
+    lines = [f"### {title}" if title else "", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in table["rows"]:
+        cells = [cell_text(row["levels"].get(level)) for level in levels]
+        cells += [effect_text(row["vs"].get(level)) for level in others]
+        lines.append(f"| {row['mixture']} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("Average over the suites in %, mean over seeds, (delta against the starting model); the last "
+                 f"columns: the difference from {reference} on the same items ± paired standard error; "
+                 "* |difference| > 2 se.")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- template consistency
+
+
+def template_tables(cells: Iterable[Mapping[str, Any]], baselines: Iterable[Mapping[str, Any]],
+                    suites: Sequence[str], metric: str = "accuracy") -> list[dict[str, Any]]:
+    """The template-consistency factor: every trained model under each evaluation template.
+
+    A cell record's `scores` are under its training template and `template_scores` {template: scores}
+    under the others (eval.templates). Per (model, reward, curriculum, language) this returns
+    `tables` {eval template: a results table whose rows are "mixture | train T", each against the
+    starting model evaluated under that same eval template} and `matrix` {mixture: {T: {E: the avg
+    column's stats}}}: the study's train-template x eval-template table. Cells evaluated under one
+    template only are left out.
+    """
+    views = []
+    for record in cells:
+        model, reward, trained_with, curriculum, lang = record["variant"]
+        evaluated = {trained_with: record.get("scores", {}), **record.get("template_scores", {})}
+        if len(evaluated) < 2:
+            continue
+        for template, scores in evaluated.items():
+            views.append({**record, "variant": [model, reward, template, curriculum, lang], "scores": scores,
+                          "axes": {**record["axes"], "mixture": f"{record['axes']['mixture']} | train {trained_with}"},
+                          "train_template": trained_with})
+    groups: dict[tuple[str, ...], dict[str, Any]] = {}
+    for table in results_tables(views, baselines, suites, metric):
+        model, reward, template, curriculum, lang = table["variant"]
+        group = groups.setdefault((model, reward, curriculum, lang), {
+            "variant": [model, reward, curriculum, lang], "tables": {}, "matrix": {}})
+        group["tables"][template] = table
+        for row in table["rows"]:
+            mixture, _, trained_with = row["mixture"].rpartition(" | train ")
+            group["matrix"].setdefault(mixture, {}).setdefault(trained_with, {})[template] = row["avg"]
+    for group in groups.values():
+        group["eval_templates"] = list(group["tables"])
+        group["train_templates"] = list(dict.fromkeys(t for by_train in group["matrix"].values() for t in by_train))
+    return list(groups.values())
+
+
+def template_markdown(group: Mapping[str, Any], title: str = "") -> str:
+    """Rows: training data and training template; columns: evaluation templates; the suites' average."""
+    evals = group["eval_templates"]
+    lines = [f"### {title}" if title else "", "",
+             "| training data | trained with ↓ / evaluated with → | " + " | ".join(evals) + " |",
+             "|" + "---|" * (len(evals) + 2)]
+    for mixture, by_train in group["matrix"].items():
+        for trained_with, by_eval in by_train.items():
+            lines.append(f"| {mixture} | {trained_with} | " + " | ".join(cell_text(by_eval.get(e)) for e in evals)
+                         + " |")
+    lines.append("")
+    lines.append("Average over the suites in %, mean over seeds; (delta ± paired standard error) against the "
+                 "starting model evaluated with the same template; * |delta| > 2 se.")
+    return "\n".join(lines) + "\n"
+
+
 # --------------------------------------------------------------------------- synergy
 
 
