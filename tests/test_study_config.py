@@ -61,6 +61,8 @@ def test_weighted_mixtures_and_rewards():
     ({"eval": {"sampling": {"n": 4}}}, "temperature"),   # n > 1 needs sampling
     ({"data": {"weighting": "natural", "sources": ["paper:kk"]}}, "mapping"),
     ({"suites": []}, "suites"),
+    ({"design": "fractional"}, "design"),
+    ({"eval": {"templates": ["chat", "r2"]}}, "eval.templates"),
 ])
 def test_bad_configs_say_what_is_wrong(changes, message):
     with pytest.raises(StudyConfigError, match=message):
@@ -121,7 +123,7 @@ def test_paper_preset_mirrors_the_study():
     assert settings["data"]["sources"] == ["paper:deepscaler?on_error=skip", "paper:countdown", "paper:code"]
 
 
-@pytest.mark.parametrize("name", ["paper", "tiny"])
+@pytest.mark.parametrize("name", ["paper", "tiny", "tiny-factors"])
 def test_every_cell_of_the_presets_is_a_valid_train_config(name):
     train_config = pytest.importorskip("mdrl.train.config")
     study = StudyConfig.from_yaml(preset_path(name))
@@ -182,3 +184,41 @@ def test_train_settings_pass_nproc_through_to_every_cell(tmp_path):
     for cell in study.cells():
         settings = study.train_settings(cell)
         assert train_config(settings, "some/model", tmp_path).run.nproc == 2
+
+
+def test_one_at_a_time_varies_each_factor_alone_from_the_reference():
+    study = config(design="one-at-a-time", mixtures=["math", "code"], seeds=[0, 1], curriculum=["none", "difficulty"],
+                   rewards=["default", "binary", "proportional"], langs=["en", "zh"])
+    cells = study.cells()
+    # per mixture and seed: the reference, the other model, 2 other rewards, the curriculum, zh
+    assert len(cells) == 2 * 2 * (1 + 1 + 2 + 1 + 1)
+    reference = ("Qwen2.5-7B", "default", "none", "en")
+    for cell in cells:
+        moved = [a for a, b in zip((cell.model.name, cell.reward.name, cell.curriculum, cell.lang), reference) if a != b]
+        assert len(moved) <= 1, cell.cell_id
+    assert {(b.model.name, b.template, b.lang) for b in study.baselines()} == {
+        ("Qwen2.5-7B", "r1-base", "en"), ("Qwen2.5-7B", "r1-base", "zh"), ("Qwen2.5-7B-Instruct", "chat", "en")}
+    assert len(config(mixtures=["math", "code"], seeds=[0, 1], curriculum=["none", "difficulty"],
+                      rewards=["default", "binary", "proportional"], langs=["en", "zh"]).cells()) == 2 * 2 * 2 * 3 * 2 * 2
+
+
+def test_eval_templates_add_baselines_but_not_cells_or_eval_keys():
+    plain = config()
+    wide = config(eval={"templates": ["auto", "plain"]})
+    assert len(wide.cells()) == len(plain.cells())
+    assert {(b.model.kind, b.template) for b in wide.baselines()} == {
+        ("base", "r1-base"), ("base", "plain"), ("instruct", "chat"), ("instruct", "plain")}
+    base_cell = next(c for c in wide.cells() if c.model.kind == "base")
+    assert wide.eval_templates(base_cell) == ["plain"]   # auto is the cell's own template
+    # adding an evaluation template keeps every finished evaluation: it is planned on its own
+    assert wide.eval_settings("chat", "en") == plain.eval_settings("chat", "en")
+
+
+def test_cli_dry_run_lists_the_five_factor_axes(tmp_path):
+    result = CliRunner().invoke(app, ["study", "--preset", "tiny-factors", "--dry-run", "--out", str(tmp_path / "f")])
+    assert result.exit_code == 0, result.output
+    assert "design: one-at-a-time, 36 cells, 6 baselines" in result.output
+    for axis in ("SFT (starting model):", "template (eval):", "curriculum:", "reward:", "language:"):
+        assert axis in result.output
+    assert "instruct__code__default__chat__none__zh__seed10 (+ eval templates: r1-base)" in result.output
+    assert result.output.count("run       cell") == 36

@@ -9,6 +9,8 @@ import pytest
 
 from mdrl.study.tables import (
     cell_text,
+    factor_markdown,
+    factor_tables,
     key_suites,
     mean_se,
     results_markdown,
@@ -153,3 +155,27 @@ def test_markdown_renders_the_studys_layout():
     syn = synergy_markdown(synergy(table()))
     assert "| math | · | -5.0 ± 5.6 |" in syn
     assert "| puzzle | +0.0 ± 10.0 | · |" in syn
+
+
+def test_factor_tables_compare_levels_with_the_other_parts_fixed():
+    def instruct(record):
+        return {**record, "variant": ["instruct", "default", "chat", "none", "en"],
+                "axes": {**record["axes"], "model": "instruct"},
+                "scores": {s: {"accuracy": v["accuracy"] + 0.1} for s, v in record["scores"].items()}}
+
+    cells = CELLS + [instruct(c) for c in CELLS]
+    binary = [{**c, "variant": ["base", "binary", "r1-base", "none", "en"]} for c in CELLS]
+    tables = results_tables(cells + binary, [BASELINE], SUITES)
+    found = {t["factor"]: t for t in factor_tables(cells + binary, tables)}
+    assert set(found) == {"SFT (starting model)", "reward"}
+    sft = found["SFT (starting model)"]      # the model varies with its own template
+    assert sft["levels"] == ["base / r1-base", "instruct / chat"] and sft["fixed"] == ["default", "none", "en"]
+    math_row = sft["rows"][0]
+    assert math_row["mixture"] == "math"
+    assert math_row["vs"]["instruct / chat"]["delta"] == pytest.approx(0.1)
+    # independent runs: both sides' seed spreads, 0.05 each (per-seed averages 0.367 and 0.467, +0.1)
+    assert math_row["vs"]["instruct / chat"]["se"] == pytest.approx(math.hypot(0.05, 0.05))
+    reward = found["reward"]
+    assert reward["levels"] == ["default", "binary"] and reward["rows"][0]["vs"]["binary"]["delta"] == 0.0
+    text = factor_markdown(reward, "reward")
+    assert "| training data | default | binary | binary − default |" in text

@@ -85,6 +85,8 @@ def study(
         except (ValueError, StudyConfigError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
+        typer.echo(f"design: {study_config.design}, {len(study_config.cells())} cells, "
+                   f"{len(study_config.baselines())} baselines")
         for axis, values in study_config.axes().items():
             typer.echo(f"{axis + ':':22s} {' | '.join(values)}  ({len(values)})")
         for job in plan.jobs:

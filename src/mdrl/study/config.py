@@ -24,6 +24,7 @@ YAML schema (every key but `models` and `suites` has a default; see `StudyConfig
 
 The five factors of the study are axes: models (SFT: base vs instruct), templates x eval.templates
 (template consistency), curriculum, rewards (binary / proportional / format-weighted) and langs.
+`design: one-at-a-time` varies one factor at a time from the first value of each axis.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ MODEL_KINDS = ("base", "instruct")
 AUTO_TEMPLATE = {"base": "r1-base", "instruct": "chat"}
 CURRICULUM_ALIASES = {True: "difficulty", False: "none", "on": "difficulty", "off": "none"}
 MIX_WEIGHTINGS = ("natural", "equal")
+DESIGNS = ("factorial", "one-at-a-time")
 
 
 class StudyConfigError(ValueError):
@@ -423,6 +425,10 @@ class StudyConfig:
     baseline: bool = field(default=True, metadata={"help": "Evaluate the starting models (needed for deltas)."})
     suite_domains: Mapping[str, str] = field(default_factory=dict, metadata={
         "help": "Suite -> domain for suites mdrl does not know (used to pick a mixture key's own suites)."})
+    design: str = field(default="factorial", metadata={
+        "help": "factorial: every combination of the axes. one-at-a-time: the first value of each factor axis "
+                "(models, rewards, templates, curriculum, langs) is the reference, and each other value is "
+                "tried with the rest at the reference, for every mixture and seed (the study's factor runs)."})
 
     def __post_init__(self) -> None:
         from mdrl.data.curriculum import CURRICULA
@@ -459,6 +465,8 @@ class StudyConfig:
                 raise StudyConfigError(f"{axis}: needs at least one value")
             if len(set(values)) != len(values):
                 raise StudyConfigError(f"{axis}: repeated values in {list(values)}")
+        if self.design not in DESIGNS:
+            raise StudyConfigError(f"design: {self.design!r} is not one of {DESIGNS}")
         if not isinstance(self.train, Mapping):
             raise StudyConfigError("train: must be a mapping (the mdrl.train config)")
         if not self.mixtures:
@@ -504,6 +512,7 @@ class StudyConfig:
         values["train"] = dict(data.get("train") or {})
         values["suite_domains"] = dict(data.get("suite_domains") or {})
         values["baseline"] = bool(data.get("baseline", True))
+        values["design"] = str(data.get("design", "factorial"))
         return cls(**values)
 
     @classmethod
@@ -533,9 +542,14 @@ class StudyConfig:
     def cells(self) -> list[Cell]:
         """The grid in a stable order: model, reward, template, curriculum, language, mixture, seed."""
         out = []
+        factors = (self.models, self.rewards, self.templates, self.curriculum, self.langs)
+        reference = tuple(axis[0] for axis in factors)
         for model, reward, template, curriculum, lang, mixture, seed in itertools.product(
-                self.models, self.rewards, self.templates, self.curriculum, self.langs, self.mixtures,
-                self.seeds):
+                *factors, self.mixtures, self.seeds):
+            if self.design == "one-at-a-time":
+                moved = sum(value != ref for value, ref in zip((model, reward, template, curriculum, lang), reference))
+                if moved > 1:
+                    continue
             out.append(Cell(model, mixture, reward, self.template_for(model, template), curriculum, lang, seed))
         ids = [cell.cell_id for cell in out]
         if len(set(ids)) != len(ids):  # e.g. templates [auto, r1-base] on a base model
@@ -569,11 +583,10 @@ class StudyConfig:
         if not self.baseline:
             return []
         seen: dict[tuple[str, str, str], Baseline] = {}
-        for model in self.models:
-            for template in [*self.templates, *self.eval.templates]:
-                for lang in self.langs:
-                    base = Baseline(model, self.template_for(model, template), lang)
-                    seen.setdefault(base.key, base)
+        for cell in self.cells():
+            for template in [cell.template, *self.eval_templates(cell)]:
+                base = Baseline(cell.model, template, cell.lang)
+                seen.setdefault(base.key, base)
         return list(seen.values())
 
     # ----------------------------------------------------------------- resolved configs

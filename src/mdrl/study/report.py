@@ -18,6 +18,7 @@ from mdrl.study.config import StudyConfig, variant_label
 from mdrl.study.files import write_json_atomic
 from mdrl.study.tables import (
     FACTORS,
+    VARIANT_PARTS,
     cell_text,
     effect_text,
     factor_markdown,
@@ -159,8 +160,9 @@ def _template_title(group: Mapping[str, Any]) -> str:
 
 
 def _factor_title(table: Mapping[str, Any]) -> str:
-    names = [name for name, _ in FACTORS if name != table["factor"]]
-    fixed = " · ".join(f"{name.split(' (')[0]} {value}" for name, value in zip(names, table["fixed"]))
+    varied = dict(FACTORS)[table["factor"]]
+    names = [name for index, name in enumerate(VARIANT_PARTS) if index not in varied]
+    fixed = " · ".join(f"{name} {value}" for name, value in zip(names, table["fixed"]))
     return f"factor {table['factor']}: {' vs '.join(table['levels'])} ({fixed})"
 
 

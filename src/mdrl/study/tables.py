@@ -216,8 +216,11 @@ def _stats(values: Sequence[float], base: float | None) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- factors
 
-#: The study's factors that are parts of a cell's variant (model, reward, template, curriculum, language).
-FACTORS = (("SFT (starting model)", 0), ("reward", 1), ("template", 2), ("curriculum", 3), ("language", 4))
+VARIANT_PARTS = ("model", "reward", "template", "curriculum", "language")
+#: The study's factors as the parts of a cell's variant (model, reward, template, curriculum, language)
+#: they vary. SFT varies the template with the model: each starting model trains with its own (`auto`).
+FACTORS = (("SFT (starting model)", (0, 2)), ("reward", (1,)), ("template", (2,)), ("curriculum", (3,)),
+           ("language", (4,)))
 
 
 def factor_tables(cells: Iterable[Mapping[str, Any]], tables: Sequence[Mapping[str, Any]]
@@ -230,16 +233,17 @@ def factor_tables(cells: Iterable[Mapping[str, Any]], tables: Sequence[Mapping[s
     """
     grouped = group_cells(cells)
     out = []
-    for factor, index in FACTORS:
+    for factor, varied in FACTORS:
         by_rest: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
         for table in tables:
-            rest = tuple(v for i, v in enumerate(table["variant"]) if i != index)
+            rest = tuple(v for i, v in enumerate(table["variant"]) if i not in varied)
             by_rest.setdefault(rest, []).append(table)
         for rest, members in by_rest.items():
-            if len(members) < 2:
+            # a level per distinct value of the factor's own part (SFT: the model, whatever its template)
+            if len({table["variant"][varied[0]] for table in members}) < 2:
                 continue
             suites = members[0]["suites"]
-            levels = [table["variant"][index] for table in members]
+            levels = [" / ".join(table["variant"][i] for i in varied) for table in members]
             rows_of = [{row["mixture"]: row for row in table["rows"]} for table in members]
             mixtures = list(dict.fromkeys(m for rows in rows_of for m in rows))
             rows = []
