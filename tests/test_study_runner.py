@@ -353,3 +353,16 @@ def test_eval_templates_and_factor_tables(tmp_path):
     cells = [job for job in plan.jobs if job.kind == "cell"]
     assert [job.status for job in cells] == ["evaluate", "evaluate"]
     assert all(job.missing == [] and job.missing_templates == {"chat": [CD, KK]} for job in cells)
+
+
+def test_chinese_cells_on_generated_data_run_and_get_their_factor_table(tmp_path):
+    config = StudyConfig.from_mapping(study_mapping(mixtures=["countdown"], seeds=[0], langs=["en", "zh"]))
+    result = run_study(config, tmp_path / "out", StoredResponseRunner(config))
+    assert result.counts["failed"] == 0 and result.counts["ran"] == 4     # 2 cells, 2 baselines
+    zh = read_json(next((tmp_path / "out" / "cells").glob("*__zh__*")) / RESULT)
+    samples = Path(zh["scores"][CD]["samples_file"])
+    if not samples.is_absolute():
+        samples = tmp_path / "out" / samples
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in json.loads(samples.read_text().splitlines()[0])["prompt"])
+    [language] = [f for f in result.results["factors"] if f["factor"] == "language"]
+    assert language["levels"] == ["en", "zh"] and language["rows"][0]["vs"]["zh"]["delta"] is not None

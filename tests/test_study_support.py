@@ -62,13 +62,13 @@ class StoredBackend:
         pass
 
 
-def stored_responses(correct: Mapping[str, int], suites: Sequence[str]) -> dict[str, str]:
+def stored_responses(correct: Mapping[str, int], suites: Sequence[str], lang: str = "en") -> dict[str, str]:
     """item id -> response: the first `correct[domain]` items of each suite get their reference."""
     from mdrl.eval import load_suite
 
     responses = {}
     for spec in suites:
-        suite = load_suite(spec)
+        suite = load_suite(spec, lang=lang)
         for index, item in enumerate(suite.items):
             right = index < correct.get(item.problem.domain, 0)
             responses[item.item_id] = item.problem.reference if right else WRONG
@@ -107,7 +107,7 @@ class StoredResponseRunner:
         from mdrl.templates import Template
 
         correct = json.loads(Path(model_path).read_text())["correct"]
-        backend = StoredBackend(stored_responses(correct, suites), identity=f"stored:{model_path}")
+        backend = StoredBackend(stored_responses(correct, suites, lang), identity=f"stored:{model_path}")
         summary = evaluate(backend, list(suites), template=Template(template, lang), out_dir=work_dir,
                            options=EvalOptions(lang=lang, progress=False, score_workers=1))
         return scores_from_summary(summary, suites)
