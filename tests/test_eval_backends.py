@@ -4,6 +4,7 @@ mdrl's own OpenAI-compatible server on a local port. Greedy responses and scores
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -198,3 +199,30 @@ def test_vllm_backend_explains_itself_when_vllm_is_missing():
         pytest.skip("vLLM is installed here")
     with pytest.raises(ImportError, match="--backend openai"):
         make_backend("vllm", "some/model")
+
+
+def test_the_server_batches_concurrent_greedy_requests_and_runs_sampled_ones_alone():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mdrl.eval.openai_server import GreedyBatcher
+
+    class Recording:
+        def __init__(self):
+            self.calls = []
+
+        def complete(self, texts, sampling, batch_size):
+            self.calls.append([text for text, _ in texts])
+            time.sleep(0.05)
+            return [[f"answer to {text}"] for text, _ in texts]
+
+    generator = Recording()
+    batcher = GreedyBatcher(generator, batch_size=4, batch_wait=0.5)
+    greedy = SamplingConfig(max_new_tokens=8)
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda i: batcher.complete([(f"p{i}", False)], greedy), range(6)))
+    assert answers == [[[f"answer to p{i}"]] for i in range(6)]              # each request gets its own
+    assert sorted(len(call) for call in generator.calls) == [2, 4]             # up to batch_size together
+    generator.calls.clear()
+    sampled = SamplingConfig(max_new_tokens=8, temperature=1.0, seed=3)
+    batcher.complete([("s", False)], sampled)
+    assert generator.calls == [["s"]]

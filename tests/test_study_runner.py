@@ -135,9 +135,8 @@ def test_one_runner_per_study_folder(tmp_path):
     config = StudyConfig.from_mapping(study_mapping(seeds=[0], mixtures=["countdown"]))
     out = tmp_path / "out"
     out.mkdir()
-    with _exclusive(out / ".lock"):
-        with pytest.raises(StudyLockedError, match=f"pid {os.getpid()}"):
-            run_study(config, out, StoredResponseRunner(config))
+    with _exclusive(out / ".lock"), pytest.raises(StudyLockedError, match=f"pid {os.getpid()}"):
+        run_study(config, out, StoredResponseRunner(config))
     assert run_study(config, out, StoredResponseRunner(config)).counts["ran"] == 2  # released
 
 

@@ -6,8 +6,14 @@ import math
 
 import pytest
 
-from mdrl.study.significance import (clustered_se, combine_seeds, effect, item_accuracies, joint_se_items,
-                                     paired_delta)
+from mdrl.study.significance import (
+    clustered_se,
+    combine_seeds,
+    effect,
+    item_accuracies,
+    joint_se_items,
+    paired_delta,
+)
 
 
 def test_clustered_se_is_the_plain_se_for_singletons_and_widens_for_repeats():

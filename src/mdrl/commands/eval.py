@@ -195,13 +195,14 @@ def _json_object(text: str | None, option: str) -> dict | None:
 
 @app.command("serve-model", epilog="Example: mdrl eval serve-model -m runs/kk/final --port 8001")
 def serve_model(
-    model: str = typer.Option(..., "--model", "-m", help="A model folder or hub name."),
+    model: str = typer.Option(..., "--model", "-m", help="A model folder, hub name or packaged model (smollm2)."),
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8000, "--port"),
     served_name: Optional[str] = typer.Option(None, "--served-name", help="Model id (default: folder name)."),
     device: str = typer.Option("auto", "--device"),
     dtype: str = typer.Option("auto", "--dtype"),
-    batch_size: int = typer.Option(16, "--batch-size", help="Sequences per forward batch within a request."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Sequences per forward batch; concurrent greedy "
+                                                             "requests are batched together up to it."),
 ) -> None:
     """Serve a HF model over the OpenAI protocol (/v1/completions, /v1/chat/completions); greedy at T=0."""
     from mdrl.eval.openai_server import serve

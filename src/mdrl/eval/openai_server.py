@@ -3,8 +3,11 @@
 
 It is what `vllm serve` is on a GPU, for a laptop: the tiny model (or any HF folder) behind the real
 protocol, so the `openai` backend can be checked against the in-process `hf` backend. Both use
-`HFGenerator`, so greedy responses agree. Generation is serialised (one batch at a time); each
-request's prompts and samples are generated together as one batch.
+`HFGenerator`, so greedy responses agree. Generation is serialised (one batch at a time). Greedy
+requests that arrive together are batched together (up to `batch_size` sequences, waiting at most
+`batch_wait` seconds for company), as vLLM batches concurrent requests: one prompt per request would
+otherwise run at batch 1, several times slower on a CPU. A sampled request runs alone, so its seed
+alone decides its samples.
 
     mdrl eval serve-model --model runs/tiny --port 8000
 """
@@ -12,8 +15,11 @@ request's prompts and samples are generated together as one batch.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 import uuid
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -59,12 +65,57 @@ def _usage(prompt_tokens: int, completions: list[Any]) -> dict[str, int]:
     }
 
 
-def create_app(generator: HFGenerator, model_name: str, batch_size: int = 16) -> Any:
+class GreedyBatcher:
+    """Collects greedy prompts of concurrent requests into shared `HFGenerator.complete` calls."""
+
+    def __init__(self, generator: HFGenerator, batch_size: int, batch_wait: float) -> None:
+        self.generator, self.batch_size, self.batch_wait = generator, batch_size, batch_wait
+        self.pending: queue.Queue[tuple[list[tuple[str, bool]], SamplingConfig, Future[Any]]] = queue.Queue()
+        threading.Thread(target=self._loop, name="greedy-batcher", daemon=True).start()
+
+    def complete(self, texts: list[tuple[str, bool]], sampling: SamplingConfig) -> list[list[Any]]:
+        if not sampling.greedy:
+            return self.generator.complete(texts, sampling, self.batch_size)
+        done: Future[Any] = Future()
+        self.pending.put((texts, sampling, done))
+        return done.result()
+
+    def _loop(self) -> None:
+        while True:
+            first = self.pending.get()
+            group, others = [first], []
+            deadline = time.monotonic() + self.batch_wait
+            size = len(first[0])
+            while size < self.batch_size:
+                try:
+                    item = self.pending.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                # one generate call shares its max_new_tokens and stop strings
+                (group if item[1] == first[1] else others).append(item)
+                size += len(item[0]) if item[1] == first[1] else 0
+            for item in others:
+                self.pending.put(item)
+            texts = [text for item in group for text in item[0]]
+            try:
+                outputs = self.generator.complete(texts, first[1], self.batch_size)
+            except Exception as exc:  # noqa: BLE001  # each waiting request gets the error; the loop goes on
+                for item in group:
+                    item[2].set_exception(exc)
+                continue
+            start = 0
+            for item in group:
+                item[2].set_result(outputs[start:start + len(item[0])])
+                start += len(item[0])
+
+
+def create_app(generator: HFGenerator, model_name: str, batch_size: int = 16, batch_wait: float = 0.05) -> Any:
     """The FastAPI app around a loaded `HFGenerator`."""
     from fastapi import FastAPI
     from fastapi.responses import JSONResponse
 
     app = FastAPI(title="mdrl OpenAI-compatible server")
+    batcher = GreedyBatcher(generator, batch_size, batch_wait)
 
     def error(status: int, message: str) -> JSONResponse:
         return JSONResponse(
@@ -105,7 +156,7 @@ def create_app(generator: HFGenerator, model_name: str, batch_size: int = 16) ->
         except RequestError as exc:
             return error(400, str(exc))
         texts = [(p, True) for p in prompts]
-        outputs = generator.complete(texts, sampling, batch_size)
+        outputs = batcher.complete(texts, sampling)
         choices, flat = [], []
         for i, samples in enumerate(outputs):
             for completion in samples:
@@ -143,7 +194,7 @@ def create_app(generator: HFGenerator, model_name: str, batch_size: int = 16) ->
             return error(400, str(exc))
         text = generator.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         texts = [(text, False)]
-        samples = generator.complete(texts, sampling, batch_size)[0]
+        samples = batcher.complete(texts, sampling)[0]
         choices = [
             {
                 "index": i,
@@ -171,8 +222,10 @@ def build_app(
     dtype: str = "auto",
     batch_size: int = 16,
 ) -> Any:
-    """Load a model folder or hub name and return the app serving it."""
-    generator = HFGenerator(model, device=device, dtype=dtype)
+    """Load a model folder, hub name or packaged model (smollm2) and return the app serving it."""
+    from mdrl.pretrained import resolve_model
+
+    generator = HFGenerator(resolve_model(str(model)), device=device, dtype=dtype)
     return create_app(generator, served_name or Path(str(model)).name or str(model), batch_size)
 
 

@@ -558,6 +558,10 @@ class Study:
                 continue
             if job.kind == "cell":  # from the mixture's definition (part of the train key), not as once stored
                 record["mixture_keys"] = list(cast(Cell, job.unit).mixture.keys)
+            # runs recorded before per-item accuracies were kept get them from their samples files
+            record["scores"] = {s: _with_items(v, self.out_dir) for s, v in record.get("scores", {}).items()}
+            record["template_scores"] = {t: {s: _with_items(v, self.out_dir) for s, v in scores.items()}
+                                         for t, scores in record.get("template_scores", {}).items()}
             (baselines if job.kind == "baseline" else cells).append(record)
         return cells, baselines
 
@@ -655,12 +659,17 @@ def _exclusive(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _with_items(score: Mapping[str, Any]) -> dict[str, Any]:
-    """A suite's metrics plus its per-item accuracies (read from the samples file mdrl.eval wrote), which
-    the report pairs with the starting model's for standard errors of the deltas."""
+def _with_items(score: Mapping[str, Any], root: Path | None = None) -> dict[str, Any]:
+    """A suite's metrics plus its per-item accuracies (read from the samples file mdrl.eval wrote, a
+    relative path taken from `root`), which the report pairs with the starting model's for standard
+    errors of the deltas."""
     out = dict(score)
-    path = Path(str(score.get("samples_file") or ""))
-    if "items" not in out and score.get("samples_file") and path.is_file():
+    if "items" in out or not score.get("samples_file"):
+        return out
+    path = Path(str(score["samples_file"]))
+    if not path.is_absolute() and root is not None:
+        path = root / path
+    if path.is_file():
         with path.open(encoding="utf-8") as handle:
             out["items"] = item_accuracies(json.loads(line) for line in handle if line.strip())
     return out
