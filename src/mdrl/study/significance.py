@@ -69,7 +69,7 @@ def joint_se_items(per_seed_diffs: Sequence[Mapping[str, float]], clusters: Mapp
 def combine_seeds(seed_deltas: Sequence[float], se_items: float | None) -> dict[str, Any]:
     """Mean delta over seeds, se_seeds, the combined se (see the module doc), z and the |z| > Z_MARK mark."""
     k = len(seed_deltas)
-    return _combined(sum(seed_deltas) / k if k else None, _spread(seed_deltas), se_items)
+    return combine(sum(seed_deltas) / k if k else None, _spread(seed_deltas), se_items)
 
 
 def _spread(values: Sequence[float]) -> float | None:
@@ -77,7 +77,8 @@ def _spread(values: Sequence[float]) -> float | None:
     return statistics.stdev(values) / math.sqrt(len(values)) if len(values) >= 2 else None
 
 
-def _combined(delta: float | None, se_seeds: float | None, se_items: float | None) -> dict[str, Any]:
+def combine(delta: float | None, se_seeds: float | None, se_items: float | None) -> dict[str, Any]:
+    """A delta with its seed and item errors: se = sqrt(se_seeds^2 + se_items^2) of those present, z, mark."""
     present = [s for s in (se_seeds, se_items) if s is not None]
     se = math.sqrt(sum(s ** 2 for s in present)) if present else None
     return {"delta": delta, "se_seeds": se_seeds, "se_items": se_items, "se": se,
@@ -145,4 +146,4 @@ def effect(treated: Mapping[str, Sequence[ItemAccuracy]], control: Mapping[str, 
             spreads.append(None)
     present = [s for s in spreads if s is not None]
     se_seeds = math.sqrt(sum(s ** 2 for s in present)) if present else None
-    return {**_combined(delta, se_seeds, se_items), "n_items": sum(part[3] for part in parts)}
+    return {**combine(delta, se_seeds, se_items), "n_items": sum(part[3] for part in parts)}

@@ -24,7 +24,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from mdrl.study.significance import Z_MARK, combine_seeds, effect
+from mdrl.study.significance import combine, combine_seeds, effect
 
 #: Per mixture, per suite: one item-accuracy map per seed (mdrl.study.significance.ItemAccuracy).
 SeedItems = Mapping[str, Sequence[Mapping[str, Sequence[Any]]]]
@@ -80,11 +80,6 @@ def _fmt(value: float | None, digits: int = 1, scale: float = 100.0, signed: boo
     if value is None:
         return "–"
     return f"{value * scale:+.{digits}f}" if signed else f"{value * scale:.{digits}f}"
-
-
-def significant(stats: Mapping[str, Any] | None) -> bool:
-    """Whether a delta's paired |z| exceeds Z_MARK."""
-    return bool(stats and (stats.get("effect") or {}).get("above_2se"))
 
 
 def effect_text(numbers: Mapping[str, Any] | None) -> str:
@@ -401,11 +396,8 @@ def _effect(single: Mapping[str, Any], mixed: Mapping[str, Any], own: Sequence[s
     if found is None:  # independent runs: the two sides' seed spreads
         mixed_mean, mixed_se = mean_se(mixed_seeds)
         single_mean, single_se = mean_se(single_seeds)
-        parts = [s for s in (mixed_se, single_se) if s is not None]
-        se = math.sqrt(sum(s ** 2 for s in parts)) if len(parts) == 2 else None
-        delta = mixed_mean - single_mean  # type: ignore[operator]
-        found = {"delta": delta, "se": se, "se_seeds": se, "se_items": None,
-                 "z": delta / se if se else None, "above_2se": abs(delta) > Z_MARK * se if se else None}
+        se = math.hypot(mixed_se, single_se) if mixed_se is not None and single_se is not None else None
+        found = combine(mixed_mean - single_mean, se, None)  # type: ignore[operator]
     found.update(suites=list(own), mixed=sum(mixed_seeds) / len(mixed_seeds),
                  single=sum(single_seeds) / len(single_seeds))
     return found
