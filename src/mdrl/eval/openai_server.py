@@ -91,9 +91,11 @@ class GreedyBatcher:
                     item = self.pending.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
-                # one generate call shares its max_new_tokens and stop strings
-                (group if item[1] == first[1] else others).append(item)
-                size += len(item[0]) if item[1] == first[1] else 0
+                if item[1] == first[1]:  # one generate call shares its max_new_tokens and stop strings
+                    group.append(item)
+                    size += len(item[0])
+                else:
+                    others.append(item)
             for item in others:
                 self.pending.put(item)
             texts = [text for item in group for text in item[0]]

@@ -40,16 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from mdrl.plain import plain
-from mdrl.specs import (
-    DataSpec,
-    EvalSpec,
-    RewardSpec,
-    apply_overrides,
-    deep_merge,
-    difficulty_map,
-    field_help,
-    spec_field,
-)
+from mdrl.specs import (DataSpec, EvalSpec, RewardSpec, apply_overrides, deep_merge, difficulty_map,
+                        field_help, spec_field)
 
 MODEL_KINDS = ("base", "instruct")
 #: The template a model is trained and evaluated with when the grid says `auto`.
