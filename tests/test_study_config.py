@@ -217,8 +217,8 @@ def test_eval_templates_add_baselines_but_not_cells_or_eval_keys():
 def test_cli_dry_run_lists_the_five_factor_axes(tmp_path):
     result = CliRunner().invoke(app, ["study", "--preset", "tiny-factors", "--dry-run", "--out", str(tmp_path / "f")])
     assert result.exit_code == 0, result.output
-    assert "design: one-at-a-time, 36 cells, 6 baselines" in result.output
+    assert "design: one-at-a-time, 24 cells, 6 baselines" in result.output
     for axis in ("SFT (starting model):", "template (eval):", "curriculum:", "reward:", "language:"):
         assert axis in result.output
     assert "instruct__code__default__chat__none__zh__seed10 (+ eval templates: r1-base)" in result.output
-    assert result.output.count("run       cell") == 36
+    assert result.output.count("run       cell") == 24
