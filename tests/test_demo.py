@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -198,12 +197,10 @@ def test_a_new_instruct_stage_reuses_the_base_model_and_matches_a_full_build(fas
 
 
 @pytest.mark.slow
-def test_real_demo_finishes_within_budget(tmp_path):
-    """The real thing on this machine: tiny models built from scratch, the default demo grid, the report."""
-    started = time.perf_counter()
+def test_real_demo_runs_end_to_end(tmp_path):
+    """The real thing: the default demo grid on the tiny models, ending with the report path. Its time is a
+    benchmark (README: `time mdrl demo`), not asserted here."""
     env = {**os.environ, "MDRL_CACHE_DIR": str(tmp_path / "cache")}
     result = CliRunner(env=env).invoke(app, ["demo", "--out", str(tmp_path / "study"), "--no-progress"])
-    elapsed = time.perf_counter() - started
     assert result.exit_code == 0, result.output
     assert Path(result.output.strip().splitlines()[-1].removeprefix("report: ")).is_file()
-    assert elapsed < 15 * 60 * max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1)), f"{elapsed:.0f} s"
