@@ -217,7 +217,8 @@ def test_item_level_errors_pair_cells_with_the_starting_model(tmp_path):
     baseline = {**BASELINE, "scores": {"math500": {"accuracy": 0.25, "items": base_items}}}
     cell = {"kind": "cell", "cell_id": "base__math__seed0", "variant": VARIANT, "mixture_keys": ["math"],
             "axes": {"model": "base", "mixture": "math", "seed": 0},
-            "scores": {"math500": {"accuracy": 0.75, "items": cell_items}}, "checkpoint": "/ckpt/x"}
+            "scores": {"math500": {"accuracy": 0.75, "items": cell_items}}, "checkpoint": "/ckpt/x",
+            "template_scores": {"plain": {"math500": {"accuracy": 0.75, "items": cell_items}}}}
     config = StudyConfig.from_mapping({"name": "items", "models": [{"name": "base", "path": "Qwen/Qwen2.5-7B"}],
                                        "mixtures": ["math"], "suites": ["math500"]})
     results, paths, markdown = write_outputs(config, tmp_path, [cell], [baseline], {"planned": 2}, [])
@@ -231,3 +232,4 @@ def test_item_level_errors_pair_cells_with_the_starting_model(tmp_path):
     assert f"75.0 (+50.0 ± {100 * expected:.1f}*)" in markdown
     stored = json.loads(paths["results_json"].read_text())
     assert "items" not in stored["cells"][0]["scores"]["math500"]  # kept in the run's own result.json only
+    assert stored["cells"][0]["template_scores"]["plain"]["math500"] == {"accuracy": 0.75}

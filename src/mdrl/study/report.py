@@ -88,9 +88,13 @@ def compute_results(config: StudyConfig, cells: Sequence[Mapping[str, Any]],
 
 def _without_items(record: Mapping[str, Any]) -> dict[str, Any]:
     """A run record for results.json: per-item accuracies stay in the run's own result.json."""
-    scores = {suite: {k: v for k, v in metrics.items() if k != "items"}
-              for suite, metrics in record.get("scores", {}).items()}
-    return {**record, "scores": scores}
+    def strip(scores: Mapping[str, Any]) -> dict[str, Any]:
+        return {suite: {k: v for k, v in metrics.items() if k != "items"} for suite, metrics in scores.items()}
+
+    stripped = {**record, "scores": strip(record.get("scores", {}))}
+    if "template_scores" in record:
+        stripped["template_scores"] = {t: strip(scores) for t, scores in record["template_scores"].items()}
+    return stripped
 
 
 def _relative_paths(value: Any, root: Path) -> Any:
