@@ -89,3 +89,20 @@ def test_effect_between_two_trained_sides_adds_both_seed_spreads():
     assert found["delta"] == pytest.approx(0.75 - 0.25)
     spread = math.sqrt(0.125) / math.sqrt(2)  # sd of (0.5, 1.0) or (0.0, 0.5), over sqrt(2)
     assert found["se_seeds"] == pytest.approx(math.hypot(spread, spread))
+
+
+def test_effect_pairs_seeds_when_both_sides_trained_the_same_seeds():
+    a0, a1 = {"x": [1.0, "x"], "y": [0.0, "y"]}, {"x": [1.0, "x"], "y": [1.0, "y"]}
+    b0, b1 = {"x": [0.0, "x"], "y": [0.0, "y"]}, {"x": [1.0, "x"], "y": [0.0, "y"]}
+    # two identical trainings: 0 on every item and every seed, so 0 ± 0, not ± their unpaired spread
+    same = effect({"s": [a0, a1]}, {"s": [a0, a1]}, paired_seeds=True)
+    assert same["delta"] == 0 and same["se_seeds"] == 0 and same["se"] == 0 and not same["above_2se"]
+    assert effect({"s": [a0, a1]}, {"s": [a0, a1]})["se_seeds"] > 0
+    # seed j minus seed j: 0.5 - 0.0 and 1.0 - 0.5
+    paired = effect({"s": [a0, a1]}, {"s": [b0, b1]}, paired_seeds=True)
+    assert paired["delta"] == pytest.approx(0.5)
+    assert paired["se_seeds"] == pytest.approx(0.0)  # both seeds differ by 0.5
+    assert paired["seeds_paired"] is True
+    # unequal run counts cannot be paired: the unpaired spreads are used
+    fallback = effect({"s": [a0, a1]}, {"s": [b0]}, paired_seeds=True)
+    assert "seeds_paired" not in fallback and fallback["se_seeds"] == pytest.approx(math.sqrt(0.125) / math.sqrt(2))

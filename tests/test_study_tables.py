@@ -4,6 +4,7 @@ starting model, the avg column, and the synergy/conflict matrix."""
 from __future__ import annotations
 
 import math
+import statistics
 
 import pytest
 
@@ -100,11 +101,12 @@ def test_synergy_matrix_by_hand():
     assert add_puzzle_to_math["mixed"] == pytest.approx(0.5)
     assert add_puzzle_to_math["single"] == pytest.approx(0.55)
     assert add_puzzle_to_math["delta"] == pytest.approx(-0.05)  # a conflict
-    assert add_puzzle_to_math["se"] == pytest.approx(math.sqrt(0.025 ** 2 + 0.05 ** 2))
+    # both trained seeds 0 and 1: the seed part is paired, per seed 0.475 - 0.5 and 0.525 - 0.6
+    assert add_puzzle_to_math["se"] == pytest.approx(statistics.stdev([-0.025, -0.075]) / math.sqrt(2))
     add_math_to_puzzle = result["matrix"]["puzzle"]["math"]
     assert add_math_to_puzzle["suites"] == ["kk"]
     assert add_math_to_puzzle["delta"] == pytest.approx(0.0)    # kk 0.6 on both
-    assert add_math_to_puzzle["se"] == pytest.approx(0.1)       # se of (0.5, 0.7) and of (0.6, 0.6)
+    assert add_math_to_puzzle["se"] == pytest.approx(0.1)       # per seed 0.5 - 0.6 and 0.7 - 0.6
     assert "math" not in result["matrix"]["math"]                # no diagonal
 
 
@@ -153,7 +155,7 @@ def test_markdown_renders_the_studys_layout():
     assert cell_text({"mean": 0.5, "se": None, "delta": None}) == "50.0"
     assert cell_text({"mean": 0.5, "se": 0.1, "delta": None}) == "50.0 ± 10.0"
     syn = synergy_markdown(synergy(table()))
-    assert "| math | · | -5.0 ± 5.6 |" in syn
+    assert "| math | · | -5.0 ± 2.5* |" in syn  # the seed part paired: both sides trained seeds 0 and 1
     assert "| puzzle | +0.0 ± 10.0 | · |" in syn
 
 
@@ -173,8 +175,12 @@ def test_factor_tables_compare_levels_with_the_other_parts_fixed():
     math_row = sft["rows"][0]
     assert math_row["mixture"] == "math"
     assert math_row["vs"]["instruct / chat"]["delta"] == pytest.approx(0.1)
-    # independent runs: both sides' seed spreads, 0.05 each (per-seed averages 0.367 and 0.467, +0.1)
-    assert math_row["vs"]["instruct / chat"]["se"] == pytest.approx(math.hypot(0.05, 0.05))
+    # the same seeds on both sides: per seed the difference is +0.1 each time, so the seed part is 0
+    # (unpaired it would be both sides' spreads, 0.05 each: per-seed averages 0.367 and 0.467)
+    assert math_row["vs"]["instruct / chat"]["se"] == pytest.approx(0.0, abs=1e-12)
+    other_seeds = CELLS + [{**c, "axes": {**c["axes"], "seed": c["axes"]["seed"] + 2}} for c in map(instruct, CELLS)]
+    unpaired = factor_tables(other_seeds, results_tables(other_seeds, [BASELINE], SUITES))[0]["rows"][0]
+    assert unpaired["vs"]["instruct / chat"]["se"] == pytest.approx(math.hypot(0.05, 0.05))
     reward = found["reward"]
     assert reward["levels"] == ["default", "binary"] and reward["rows"][0]["vs"]["binary"]["delta"] == 0.0
     text = factor_markdown(reward, "reward")

@@ -106,8 +106,8 @@ def item_accuracies(samples: Iterable[Mapping[str, Any]]) -> dict[str, list[Any]
     return {item: [sum(accs) / len(accs), cluster[item]] for item, accs in grouped.items()}
 
 
-def effect(treated: Mapping[str, Sequence[ItemAccuracy]], control: Mapping[str, Sequence[ItemAccuracy]]
-           ) -> dict[str, Any] | None:
+def effect(treated: Mapping[str, Sequence[ItemAccuracy]], control: Mapping[str, Sequence[ItemAccuracy]],
+           paired_seeds: bool = False) -> dict[str, Any] | None:
     """Treated minus control, averaged over suites (unweighted), each side a list of seeds per suite.
 
     Per suite s, on the items every evaluation of both sides answered: per-seed accuracies t_s,k and
@@ -115,7 +115,10 @@ def effect(treated: Mapping[str, Sequence[ItemAccuracy]], control: Mapping[str, 
         delta    = mean_s (mean_k t_s,k - mean_k c_s,k)
         se_items = sqrt(sum_s se_items,s^2) / S          (suites' items are independent)
         se_seeds = sqrt(spread(T)^2 + spread(C)^2), T and C the per-seed averages over suites and
-                   spread = sd/sqrt(k) (a side of one evaluation, such as a starting model, adds nothing)
+                   spread = sd/sqrt(k) (a side of one evaluation, such as a starting model, adds nothing);
+                   with `paired_seeds` (the caller's promise that run j of each side trained with the same
+                   seed) and k >= 2 runs a side: spread(T - C), the seeds' own differences, so two
+                   identical trainings differ by 0 ± 0 rather than by their unpaired spread
     combined as in combine_seeds. None when some suite has no evaluation or no common item.
     """
     suites = list(treated)
@@ -136,6 +139,12 @@ def effect(treated: Mapping[str, Sequence[ItemAccuracy]], control: Mapping[str, 
     delta = sum(sum(t) / len(t) - sum(c) / len(c) for t, c, _, _ in parts) / n_suites
     item_ses = [se for _, _, se, _ in parts]
     se_items = math.sqrt(sum(se ** 2 for se in item_ses)) / n_suites if None not in item_ses else None
+    runs_per_side = {len(part[side]) for part in parts for side in (0, 1)}
+    if paired_seeds and len(runs_per_side) == 1 and min(runs_per_side) >= 2:
+        k = runs_per_side.pop()
+        seed_diffs = [sum(t[j] - c[j] for t, c, _, _ in parts) / n_suites for j in range(k)]
+        return {**combine(delta, _spread(seed_diffs), se_items), "n_items": sum(part[3] for part in parts),
+                "seeds_paired": True}
     spreads = []
     for side in (0, 1):
         runs = {len(part[side]) for part in parts}

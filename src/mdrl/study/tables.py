@@ -13,8 +13,9 @@ Definitions (`metric` is a suite metric, accuracy unless the study says otherwis
   * own suites of a mixture key (a group such as `math`, or a domain such as `countdown`): the suites
     whose domain is that key or belongs to that group.
   * synergy[A][B] = mean over A's own suites of (acc trained on A+B) - (acc trained on A alone), with
-    the same paired effect (items paired between the two models; both sides' seed spreads). Positive:
-    B helps A; negative: conflict.
+    the same paired effect (items paired between the two models; the seed part from the per-seed
+    differences when both sides trained the same seeds, else both sides' seed spreads). Positive:
+    B helps A; negative: conflict. Factor tables compare two levels the same way.
 """
 
 from __future__ import annotations
@@ -224,7 +225,7 @@ def factor_tables(cells: Iterable[Mapping[str, Any]], tables: Sequence[Mapping[s
 
     Rows are training mixtures, columns the factor's levels: each level's average over the suites
     (with its delta against its own starting model), and `vs` {level: the paired difference from the
-    first level on the same items, both levels' seed spreads counted}.
+    first level on the same items, its seed part paired by seed when both levels ran the same seeds}.
     """
     grouped = group_cells(cells)
     out = []
@@ -391,9 +392,13 @@ def _effect(single: Mapping[str, Any], mixed: Mapping[str, Any], own: Sequence[s
         return {"delta": delta, "se": None, "z": None, "above_2se": None, "suites": list(own),
                 "mixed": sum(m for m, _ in means) / len(means), "single": sum(s for _, s in means) / len(means)}
     found = None
+    same_seeds = list(mixed["seeds"]) == list(single["seeds"])  # rows list their seeds sorted
     if all(s in mixed_items and s in single_items for s in own):
-        found = effect({s: mixed_items[s] for s in own}, {s: single_items[s] for s in own})
-    if found is None:  # independent runs: the two sides' seed spreads
+        found = effect({s: mixed_items[s] for s in own}, {s: single_items[s] for s in own},
+                       paired_seeds=same_seeds)
+    if found is None and same_seeds and len(mixed_seeds) >= 2:  # no items: the seeds' own differences
+        found = combine_seeds([m - s for m, s in zip(mixed_seeds, single_seeds)], None)
+    elif found is None:  # independent runs: the two sides' seed spreads
         mixed_mean, mixed_se = mean_se(mixed_seeds)
         single_mean, single_se = mean_se(single_seeds)
         se = math.hypot(mixed_se, single_se) if mixed_se is not None and single_se is not None else None
