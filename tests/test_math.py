@@ -8,6 +8,7 @@ instruct answers, plain text), and hack attempts.
 from __future__ import annotations
 
 import random
+import re
 
 import pandas as pd
 import pytest
@@ -408,7 +409,7 @@ def test_fast_path_off_gives_the_same_verdicts() -> None:
 
 # --- generator --------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("difficulty", [1, 2, 3])
+@pytest.mark.parametrize("difficulty", [0, 1, 2, 3])
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_generated_references_score_one(difficulty: int, lang: str) -> None:
     for index in range(15):
@@ -429,11 +430,16 @@ def test_generator_is_deterministic_and_varied() -> None:
     assert MATH.generate(3, 11, 2, "en").question != MATH.generate(3, 12, 2, "en").question
     assert "x" in MATH.generate(0, 0, 3, "en").question
     assert MATH.generate(0, 0, 1, "zh").question.startswith("计算")
+    # level 0: a two-digit plus a one-digit number, 720 questions, so the held-out tenth still has ~70
+    sums = {MATH.generate(i, 0, 0, "en").question for i in range(3000)}
+    assert all(re.fullmatch(r"Compute \$[1-9]\d \+ [2-9]\$\.", q) for q in sums) and len(sums) > 650
 
 
 def test_generator_rejects_unknown_levels_and_languages() -> None:
     with pytest.raises(ValueError):
         MATH.generate(0, 0, 4, "en")
+    with pytest.raises(ValueError):
+        MATH.generate(0, 0, -1, "en")
     with pytest.raises(ValueError):
         MATH.generate(0, 0, 1, "fr")
 

@@ -194,9 +194,9 @@ def load_row(row: Mapping[str, Any], where: str) -> Problem:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Generated tasks: integer arithmetic (levels 1-2) and linear equations (level 3).
+# Generated tasks: integer arithmetic (levels 0-2) and linear equations (level 3).
 
-DIFFICULTIES = (1, 2, 3)
+DIFFICULTIES = (0, 1, 2, 3)
 
 
 def _paren(n: int) -> str:
@@ -208,6 +208,11 @@ def _latex_number(value: Fraction) -> str:
         return str(value.numerator)
     sign = "-" if value < 0 else ""
     return f"{sign}\\frac{{{abs(value.numerator)}}}{{{value.denominator}}}"
+
+
+def _level0(rng: random.Random) -> tuple[str, int, str]:
+    a, b = rng.randint(10, 99), rng.randint(2, 9)
+    return f"{a} + {b}", a + b, f"{a} + {b} = {a + b}."
 
 
 def _level1(rng: random.Random) -> tuple[str, int, str]:
@@ -268,7 +273,8 @@ _QUESTION = {
 
 
 def generate(index: int, seed: int, difficulty: int, lang: str = "en") -> Problem:
-    """A deterministic arithmetic task: level 1 one operation, 2 three numbers, 3 a linear equation."""
+    """A deterministic arithmetic task: level 0 a two-digit plus a one-digit number (sized for the tiny
+    models, docs/tiny-learning), 1 one operation on two numbers, 2 three numbers, 3 a linear equation."""
     if difficulty not in DIFFICULTIES:
         raise ValueError(f"math difficulty must be one of {DIFFICULTIES}, got {difficulty!r}")
     if lang not in INSTRUCTIONS:
@@ -278,7 +284,7 @@ def generate(index: int, seed: int, difficulty: int, lang: str = "en") -> Proble
         expr, value, work = _level3(rng)
         kind = "solve"
     else:
-        expr, value, work = (_level1 if difficulty == 1 else _level2)(rng)
+        expr, value, work = (_level0, _level1, _level2)[difficulty](rng)
         kind = "calc"
     answer = _latex_number(Fraction(value))
     return Problem(domain="math", data_source="math", question=_QUESTION[kind, lang].format(expr=expr),

@@ -17,7 +17,9 @@ between 1000 and 3000 steps) and undershoot math (2-4%; 20,000 instead of 4,000 
 response-only loss did not raise it). In the chat template the instruct stage moves code from 0% (no chat
 code seen) through 2% (20 steps), 22% (30), 47% (40) to 97% (60); its 40 steps leave instruct code and
 Knights & Knaves in the band and math at 0-2%. Changing only the instruct stage reuses the base model
-(`BASE_STAGE_FILE`): seconds, not half an hour.
+(`BASE_STAGE_FILE`): seconds, not half an hour. A base stage on math level 0 (two-digit plus one-digit
+sums) instead of level 1 lands base math at 19% but no instruct stage carried it past 10% in chat, and
+GRPO did not raise it from inside the band either (docs/tiny-learning, 2026-12-04): not shipped.
 
 The recipe ends by measuring success per source on fresh items (seed `eval_seed`, greedy and sampled at
 temperature 1; questions may repeat training ones, unlike `gen:` suites) and writes it with the recipe itself
