@@ -178,9 +178,11 @@ def test_factor_tables_compare_levels_with_the_other_parts_fixed():
     # the same seeds on both sides: per seed the difference is +0.1 each time, so the seed part is 0
     # (unpaired it would be both sides' spreads, 0.05 each: per-seed averages 0.367 and 0.467)
     assert math_row["vs"]["instruct / chat"]["se"] == pytest.approx(0.0, abs=1e-12)
+    assert math_row["vs"]["instruct / chat"]["seeds_paired"] is True
     other_seeds = CELLS + [{**c, "axes": {**c["axes"], "seed": c["axes"]["seed"] + 2}} for c in map(instruct, CELLS)]
     unpaired = factor_tables(other_seeds, results_tables(other_seeds, [BASELINE], SUITES))[0]["rows"][0]
     assert unpaired["vs"]["instruct / chat"]["se"] == pytest.approx(math.hypot(0.05, 0.05))
+    assert "seeds_paired" not in unpaired["vs"]["instruct / chat"]
     reward = found["reward"]
     assert reward["levels"] == ["default", "binary"] and reward["rows"][0]["vs"]["binary"]["delta"] == 0.0
     text = factor_markdown(reward, "reward")

@@ -397,7 +397,7 @@ def _effect(single: Mapping[str, Any], mixed: Mapping[str, Any], own: Sequence[s
         found = effect({s: mixed_items[s] for s in own}, {s: single_items[s] for s in own},
                        paired_seeds=same_seeds)
     if found is None and same_seeds and len(mixed_seeds) >= 2:  # no items: the seeds' own differences
-        found = combine_seeds([m - s for m, s in zip(mixed_seeds, single_seeds)], None)
+        found = {**combine_seeds([m - s for m, s in zip(mixed_seeds, single_seeds)], None), "seeds_paired": True}
     elif found is None:  # independent runs: the two sides' seed spreads
         mixed_mean, mixed_se = mean_se(mixed_seeds)
         single_mean, single_se = mean_se(single_seeds)
