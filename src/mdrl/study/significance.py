@@ -140,19 +140,20 @@ def effect(treated: Mapping[str, Sequence[ItemAccuracy]], control: Mapping[str, 
     item_ses = [se for _, _, se, _ in parts]
     se_items = math.sqrt(sum(se ** 2 for se in item_ses)) / n_suites if None not in item_ses else None
     runs_per_side = {len(part[side]) for part in parts for side in (0, 1)}
-    if paired_seeds and len(runs_per_side) == 1 and min(runs_per_side) >= 2:
+    paired = paired_seeds and len(runs_per_side) == 1 and min(runs_per_side) >= 2
+    if paired:
         k = runs_per_side.pop()
-        seed_diffs = [sum(t[j] - c[j] for t, c, _, _ in parts) / n_suites for j in range(k)]
-        return {**combine(delta, _spread(seed_diffs), se_items), "n_items": sum(part[3] for part in parts),
-                "seeds_paired": True}
-    spreads = []
-    for side in (0, 1):
-        runs = {len(part[side]) for part in parts}
-        if len(runs) == 1:  # every suite has the same seeds: per-seed averages over the suites
-            k = runs.pop()
-            spreads.append(_spread([sum(part[side][j] for part in parts) / n_suites for j in range(k)]))
-        else:
-            spreads.append(None)
-    present = [s for s in spreads if s is not None]
-    se_seeds = math.sqrt(sum(s ** 2 for s in present)) if present else None
-    return {**combine(delta, se_seeds, se_items), "n_items": sum(part[3] for part in parts)}
+        se_seeds = _spread([sum(t[j] - c[j] for t, c, _, _ in parts) / n_suites for j in range(k)])
+    else:
+        spreads = []
+        for side in (0, 1):
+            runs = {len(part[side]) for part in parts}
+            if len(runs) == 1:  # every suite has the same seeds: per-seed averages over the suites
+                k = runs.pop()
+                spreads.append(_spread([sum(part[side][j] for part in parts) / n_suites for j in range(k)]))
+            else:
+                spreads.append(None)
+        present = [s for s in spreads if s is not None]
+        se_seeds = math.sqrt(sum(s ** 2 for s in present)) if present else None
+    return {**combine(delta, se_seeds, se_items), "n_items": sum(part[3] for part in parts),
+            **({"seeds_paired": True} if paired else {})}
