@@ -433,6 +433,12 @@ def test_generator_is_deterministic_and_varied() -> None:
     # level 0: a two-digit plus a one-digit number, 720 questions, so the held-out tenth still has ~70
     sums = {MATH.generate(i, 0, 0, "en").question for i in range(3000)}
     assert all(re.fullmatch(r"Compute \$[1-9]\d \+ [2-9]\$\.", q) for q in sums) and len(sums) > 650
+    # its worked step adds the units digits before the whole numbers: 47 + 8 -> "7 + 8 = 15, so 47 + 8 = 55."
+    for i in range(50):
+        problem = MATH.generate(i, 0, 0, "en")
+        a, b = map(int, re.findall(r"\d+", problem.question))
+        assert f"{a % 10} + {b} = {a % 10 + b}, so {a} + {b} = {a + b}." in problem.reference
+        assert problem.ground_truth == str(a + b)
 
 
 def test_generator_rejects_unknown_levels_and_languages() -> None:

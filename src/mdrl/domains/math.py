@@ -212,7 +212,10 @@ def _latex_number(value: Fraction) -> str:
 
 def _level0(rng: random.Random) -> tuple[str, int, str]:
     a, b = rng.randint(10, 99), rng.randint(2, 9)
-    return f"{a} + {b}", a + b, f"{a} + {b} = {a + b}."
+    # The worked step adds the units digits first: a one-digit sum every training item shares, then a carry
+    # into the tens, so a small model can learn a rule that holds for unseen questions, not a table of sums.
+    units = a % 10
+    return f"{a} + {b}", a + b, f"{units} + {b} = {units + b}, so {a} + {b} = {a + b}."
 
 
 def _level1(rng: random.Random) -> tuple[str, int, str]:
