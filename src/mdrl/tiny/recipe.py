@@ -19,7 +19,10 @@ code seen) through 2% (20 steps), 22% (30), 47% (40) to 97% (60); its 40 steps l
 Knights & Knaves in the band and math at 0-2%. Changing only the instruct stage reuses the base model
 (`BASE_STAGE_FILE`): seconds, not half an hour. A base stage on math level 0 (two-digit plus one-digit
 sums) instead of level 1 lands base math at 19% but no instruct stage carried it past 10% in chat, and
-GRPO did not raise it from inside the band either (docs/tiny-learning, 2026-12-04): not shipped.
+GRPO did not raise it from inside the band either. With level 0's worked units step, Knights & Knaves listed
+twice in the base stage and a 240-step instruct stage at 1e-3, all three groups of the instruct model start in
+the band and math-only GRPO raises held-out math (docs/tiny-learning/recipe-math0-steps-kk2.json, 2026-12-04):
+not shipped yet, as shipping it re-times the demo and re-runs the committed tiny reports.
 
 The recipe ends by measuring success per source on fresh items (seed `eval_seed`, greedy and sampled at
 temperature 1; questions may repeat training ones, unlike `gen:` suites) and writes it with the recipe itself
