@@ -88,7 +88,8 @@ class TinyRecipe:
 
     sources: tuple[str, ...] = field(default=("math:1", "code:1", "knights_knaves:2"), metadata={
         "help": "Generated sources (domain:levels) the models learn from, one per domain group: arithmetic "
-                "(math), linear functions (code), 2-person Knights & Knaves (puzzles)."})
+                "(math), linear functions (code), 2-person Knights & Knaves (puzzles). A source listed twice trains on its "
+                "items twice as often."})
     items_per_source: int = field(default=4000, metadata={"help": "Training items generated per source."})
     corpus: str = field(default="sources", metadata={
         "help": "Tokenizer corpus. sources: this recipe's training items under both templates (short prompts: "
