@@ -4,25 +4,28 @@ No pretrained weights can be downloaded, so mdrl trains its own small policy:
 
 1. a byte-level BPE tokenizer and a randomly initialised Qwen2 model (`mdrl.tiny.builder`);
 2. BASE: language-model training (prompt and response) on generated items of the three domain groups
-   (arithmetic, linear functions, 2-person Knights & Knaves), prompted with the r1-base template
-   ("User: ... Assistant: <think>");
-3. INSTRUCT: the base model after a short fine-tuning on the responses of the same kind of items rendered
+   (two-digit plus one-digit sums, linear functions, 2-person Knights & Knaves), prompted with the r1-base
+   template ("User: ... Assistant: <think>");
+3. INSTRUCT: the base model after a fine-tuning on the responses of the same kind of items rendered
    with the chat template (`<|im_start|>user ... <|im_end|>`), mirroring the study's base vs instruct
    comparison.
 
-The aim is models right on part of the items, not all (15-60% sampled success): GRPO learns only from groups
-whose rewards differ. Measured 2026-11-22 on one core: 3000 base steps (~33 min) land Knights & Knaves there
-(base 37% greedy / 20% sampled) but overshoot code (100%: copying the prompt's numbers appears suddenly
-between 1000 and 3000 steps) and undershoot math (2-4%; 20,000 instead of 4,000 items per source or a
-response-only loss did not raise it). In the chat template the instruct stage moves code from 0% (no chat
-code seen) through 2% (20 steps), 22% (30), 47% (40) to 97% (60); its 40 steps leave instruct code and
-Knights & Knaves in the band and math at 0-2%. Changing only the instruct stage reuses the base model
-(`BASE_STAGE_FILE`): seconds, not half an hour. A base stage on math level 0 (two-digit plus one-digit
-sums) instead of level 1 lands base math at 19% but no instruct stage carried it past 10% in chat, and
-GRPO did not raise it from inside the band either. With level 0's worked units step, Knights & Knaves listed
-twice in the base stage and a 240-step instruct stage at 1e-3, all three groups of the instruct model start in
-the band and math-only GRPO raises held-out math (docs/tiny-learning/recipe-math0-steps-kk2.json, 2026-12-04):
-not shipped yet, as shipping it re-times the demo and re-runs the committed tiny reports.
+The aim is an instruct model right on part of the items, not all (15-60% sampled success): GRPO learns only
+from groups whose rewards differ. Measured on one core (docs/tiny-learning/README.md has every try):
+- 3000 base steps (~35 min) land Knights & Knaves near the band but overshoot code (100%: copying the
+  prompt's numbers appears suddenly between 1000 and 3000 steps). Math level 1 stayed at 2-4% whatever the
+  budget; level 0 (a two-digit plus a one-digit number, with a worked units step: "6 + 7 = 13, so 26 + 7 =
+  33") is learnt by the base model (92.5% sampled).
+- Knights & Knaves is listed twice, so the base stage sees its items twice as often: listed once, the
+  240-step instruct stage left it at 7% greedy / 0.5% sampled; twice, at 41.5 / 24%.
+- On the first base (math level 1) the instruct stage moved chat-template code from 0% (no chat code seen)
+  to 97% within 60 steps at lr 1e-3. On this base 240 steps at 1e-3 settle all three groups in the band
+  (greedy / sampled, 200 fresh items, 2026-12-04): math 42.5 / 21.5%, code 54 / 42%, Knights & Knaves
+  41.5 / 24%.
+- On this instruct model single-domain GRPO raises held-out accuracy in every group (500 items, paired
+  s.e.): math +21.9 ± 4.3 (4 seeds) and Knights & Knaves +9.5 ± 1.8 (3 seeds) at 80 rollout batches and lr
+  1e-4; code +34.3 ± 3.0 (3 seeds) at the demo's 20 batches and lr 2e-4.
+Changing only the instruct stage reuses the base model (`BASE_STAGE_FILE`): minutes, not half an hour.
 
 The recipe ends by measuring success per source on fresh items (seed `eval_seed`, greedy and sampled at
 temperature 1; questions may repeat training ones, unlike `gen:` suites) and writes it with the recipe itself
@@ -55,7 +58,7 @@ RECIPE_FILE = "mdrl_recipe.json"
 #: starts from that base instead of pre-training again (35 minutes of the build's 36).
 BASE_STAGE_FILE = "mdrl_base_stage.json"
 BASE_STEPS = 3000
-INSTRUCT_STEPS = 40
+INSTRUCT_STEPS = 240
 #: The models `mdrl tiny build` makes from the default recipe, committed so the demo starts at once.
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 FLAVOURS = {"base": "r1-base", "instruct": "chat"}
@@ -86,7 +89,7 @@ class StageConfig:
 class TinyRecipe:
     """The whole recipe of `mdrl tiny build`; its JSON form is stored with the models."""
 
-    sources: tuple[str, ...] = field(default=("math:1", "code:1", "knights_knaves:2"), metadata={
+    sources: tuple[str, ...] = field(default=("math:0", "code:1", "knights_knaves:2", "knights_knaves:2"), metadata={
         "help": "Generated sources (domain:levels) the models learn from, one per domain group: arithmetic "
                 "(math), linear functions (code), 2-person Knights & Knaves (puzzles). A source listed twice trains on its "
                 "items twice as often."})
