@@ -104,6 +104,16 @@ def test_grpo_runs_end_to_end_and_logs_per_domain_metrics(tiny_model, tmp_path):
     assert [r["row"] for r in rows] == list(range(12))  # 3 batches of 4 prompts, in plan order
 
 
+def test_progress_off_silences_the_training_bar(tiny_model, tmp_path, capsys):
+    """A study run with --no-progress passes run.progress=false: its workers draw no TRL bars."""
+    from mdrl.train import train
+
+    train(_config(tiny_model, tmp_path / "quiet", "grpo.max_steps=1", "run.progress=false"))
+    assert "updates" not in capsys.readouterr().err
+    train(_config(tiny_model, tmp_path / "shown", "grpo.max_steps=1"))
+    assert "updates" in capsys.readouterr().err
+
+
 def test_mixture_proportions_hold_over_an_epoch(tiny_model, tmp_path):
     from mdrl.train import train
 

@@ -34,7 +34,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -111,6 +111,8 @@ class MdrlCellRunner:
 
     def train(self, cell: Cell, model_path: str, settings: Mapping[str, Any], work_dir: Path) -> dict[str, Any]:
         config = train_config(settings, model_path, work_dir)
+        # after the settings were hashed: the bar changes how a cell is watched, not what it trains
+        config = replace(config, run=replace(config.run, progress=self.progress))
         run = _train_entry_point()
         outcome = train_outcome(run(config), config)
         if outcome.get("flat_start"):

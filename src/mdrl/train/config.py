@@ -337,6 +337,7 @@ class RunSettings:
     )
     logging_steps: int = field(default=1, metadata={"help": "Log metrics every this many optimizer steps."})
     tensorboard: bool = field(default=True, metadata={"help": "Also write TensorBoard event files."})
+    progress: bool = field(default=True, metadata={"help": "Show the training progress bar on stderr."})
     log_completions: bool = field(
         default=False,
         metadata={

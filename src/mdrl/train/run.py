@@ -31,6 +31,7 @@ RESUMABLE_CHANGES = {
     "run.logging_steps",
     "run.log_completions",
     "run.tensorboard",
+    "run.progress",
     "run.save_total_limit",
     "verl.launch",
     "reward.workers",

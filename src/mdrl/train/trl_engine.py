@@ -190,7 +190,7 @@ def grpo_args(config: TrainConfig, run: RunDir, plan: TrainingPlan) -> Any:
         save_total_limit=config.run.save_total_limit,
         report_to="none",  # TensorBoard is attached as a callback writing into the run directory
         log_completions=config.run.log_completions,
-        disable_tqdm=False,
+        disable_tqdm=not config.run.progress,
         remove_unused_columns=False,
         dataloader_num_workers=0,
         dataloader_pin_memory=cuda,
@@ -333,7 +333,8 @@ def fit_trl(config: TrainConfig, prepared: PreparedRun) -> dict[str, Any]:
         callbacks=callbacks,
     )
     trainer.remove_callback(ProgressCallback)  # replaced by the same bar showing reward instead of log dumps
-    trainer.add_callback(RewardProgress(f"{run.root.parent.name}/{run.root.name}", config.grpo.max_steps or 0))
+    if config.run.progress:
+        trainer.add_callback(RewardProgress(f"{run.root.parent.name}/{run.root.name}", config.grpo.max_steps or 0))
     tied = _TiedHeadIsNotMissing() if getattr(trainer.model.config, "tie_word_embeddings", False) else None
     trainer_log = logging.getLogger("transformers.trainer")
     if tied is not None:
