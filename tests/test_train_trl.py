@@ -109,7 +109,8 @@ def test_progress_off_silences_the_training_bar(tiny_model, tmp_path, capsys):
     from mdrl.train import train
 
     train(_config(tiny_model, tmp_path / "quiet", "grpo.max_steps=1", "run.progress=false"))
-    assert "updates" not in capsys.readouterr().err
+    quiet = capsys.readouterr()
+    assert "updates" not in quiet.err and "'loss'" not in quiet.out + quiet.err  # no bar, no log dicts
     train(_config(tiny_model, tmp_path / "shown", "grpo.max_steps=1"))
     assert "updates" in capsys.readouterr().err
 

@@ -24,7 +24,7 @@ from groups whose rewards differ. Measured on one core (docs/tiny-learning/READM
   41.5 / 24%.
 - On this instruct model single-domain GRPO raises held-out accuracy in every group (500 items, paired
   s.e.): math +21.9 ± 4.3 (4 seeds) and Knights & Knaves +9.5 ± 1.8 (3 seeds) at 80 rollout batches and lr
-  1e-4; code +34.3 ± 3.0 (3 seeds) at the demo's 20 batches and lr 2e-4.
+  1e-4; code +34.3 ± 3.0 (3 seeds) at 20 batches and lr 2e-4.
 Changing only the instruct stage reuses the base model (`BASE_STAGE_FILE`): minutes, not half an hour.
 
 The recipe ends by measuring success per source on fresh items (seed `eval_seed`, greedy and sampled at

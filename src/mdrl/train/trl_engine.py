@@ -290,7 +290,7 @@ def train_trl(config: TrainConfig) -> dict[str, Any]:
 def fit_trl(config: TrainConfig, prepared: PreparedRun) -> dict[str, Any]:
     """GRPO on a prepared run, in this process (one rank of several, or the only one)."""
     from transformers.integrations import TensorBoardCallback
-    from transformers.trainer_callback import ProgressCallback
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from trl import GRPOTrainer
 
     run, step, checkpoint, model_path = prepared.run, prepared.step, prepared.checkpoint, prepared.model_path
@@ -333,6 +333,7 @@ def fit_trl(config: TrainConfig, prepared: PreparedRun) -> dict[str, Any]:
         callbacks=callbacks,
     )
     trainer.remove_callback(ProgressCallback)  # replaced by the same bar showing reward instead of log dumps
+    trainer.remove_callback(PrinterCallback)  # transformers' stand-in for the bar: it prints every log dict
     if config.run.progress:
         trainer.add_callback(RewardProgress(f"{run.root.parent.name}/{run.root.name}", config.grpo.max_steps or 0))
     tied = _TiedHeadIsNotMissing() if getattr(trainer.model.config, "tie_word_embeddings", False) else None
