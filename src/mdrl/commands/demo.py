@@ -1,6 +1,6 @@
 """One command after installation: build (or reuse) the embedded tiny models, run a bounded study on
 generated data (baselines, one single-domain GRPO cell per domain group and model, the evaluation
-matrix), and print the tables and the path of the HTML report. About 8 minutes on 2 CPU cores;
+matrix), and print the tables and the path of the HTML report. About 9 minutes on 2 CPU cores;
 `--full` runs the whole tiny grid with the mixed cells (every pair and all three) and the
 synergy/conflict matrix (about 70 minutes)."""
 
