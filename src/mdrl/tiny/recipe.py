@@ -90,9 +90,9 @@ class TinyRecipe:
     """The whole recipe of `mdrl tiny build`; its JSON form is stored with the models."""
 
     sources: tuple[str, ...] = field(default=("math:0", "code:1", "knights_knaves:2", "knights_knaves:2"), metadata={
-        "help": "Generated sources (domain:levels) the models learn from, one per domain group: arithmetic "
-                "(math), linear functions (code), 2-person Knights & Knaves (puzzles). A source listed twice trains on its "
-                "items twice as often."})
+        "help": "Generated sources (domain:levels) the models learn from, covering the three domain groups: "
+                "sums (math), linear functions (code), 2-person Knights & Knaves (puzzles). A source listed twice "
+                "trains on its items twice as often."})
     items_per_source: int = field(default=4000, metadata={"help": "Training items generated per source."})
     corpus: str = field(default="sources", metadata={
         "help": "Tokenizer corpus. sources: this recipe's training items under both templates (short prompts: "
